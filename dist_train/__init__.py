@@ -1,0 +1,1 @@
+"""giantgcn distributed trainer: world discovery, process group, shard loading, sampling, training."""

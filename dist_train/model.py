@@ -1,0 +1,126 @@
+"""GCN and GraphSAGE over a ``SampledSubgraph``, built from PyG's ``GCNConv`` / ``SAGEConv``.
+
+Layer trimming (PyG ``trim_to_layer``): nodes and edges come ordered by hop, so layer
+i of L only needs the nodes of hops 0..L-i and the edges of hops 0..L-1-i, and its
+output is needed only for hops 0..L-1-i. Cutting by plain slicing means the last
+layer touches only the edges into the seeds: most of the work of an untrimmed pass
+is on outer hops whose outputs are never used.
+
+GCN normalisation ("global", the default): ``GCNConv`` normalises by degrees inside
+the sampled subgraph, which biases every node whose neighbours were subsampled. The
+sampler instead weights edge j->i by ``(D_i/k_i) / sqrt((D_i+1)(D_j+1))`` with the
+global degrees D stored in the shards, and this module adds the self loop
+``1/(D_i+1)``: an unbiased estimate of full-graph GCN, exact when every neighbour is
+taken. "sampled" keeps PyG's own normalisation inside the (trimmed) subgraph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import GCNConv, SAGEConv
+
+from dist_train.sampler import SampledSubgraph
+
+ARCHS = ("gcn", "sage")
+NORMS = ("none", "batch", "layer")
+GCN_NORMS = ("global", "sampled")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _make_norm(kind: str, dim: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(dim)
+    if kind == "layer":
+        return nn.LayerNorm(dim)
+    return nn.Identity()
+
+
+def _cumulative(counts: list[int]) -> list[int]:
+    """``out[h]`` = sum of ``counts[0..h]``."""
+    out, total = [], 0
+    for c in counts:
+        total += int(c)
+        out.append(total)
+    return out
+
+
+class GNN(nn.Module):
+    """``num_layers`` convolutions; ReLU, optional norm and dropout between them.
+
+    ``trim`` (default True) is the fast path; False runs every layer on the whole
+    subgraph (same seed logits for SAGE and global-GCN; kept for tests).
+    """
+
+    def __init__(self, arch: str, in_dim: int, hidden: int, num_classes: int, num_layers: int,
+                 dropout: float, norm: str = "none", gcn_norm: str = "global",
+                 trim: bool = True) -> None:
+        super().__init__()
+        _check_choice("arch", arch, ARCHS)
+        _check_choice("norm", norm, NORMS)
+        _check_choice("gcn_norm", gcn_norm, GCN_NORMS)
+        if num_layers < 1:
+            raise ValueError(f"num_layers: {num_layers} is not >= 1")
+        self.arch, self.gcn_norm, self.dropout, self.trim = arch, gcn_norm, dropout, trim
+        dims = [in_dim] + [hidden] * (num_layers - 1) + [num_classes]
+        self.convs = nn.ModuleList(self._make_conv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.norms = nn.ModuleList(_make_norm(norm, hidden) for _ in range(num_layers - 1))
+
+    def _make_conv(self, in_dim: int, out_dim: int) -> nn.Module:
+        if self.arch == "sage":
+            return SAGEConv(in_dim, out_dim, aggr="mean")
+        exact = self.gcn_norm == "global"
+        return GCNConv(in_dim, out_dim, normalize=not exact, add_self_loops=not exact)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.convs)
+
+    def forward(self, x: torch.Tensor, sub: SampledSubgraph) -> torch.Tensor:
+        """Logits of the seeds, ``[sub.num_seeds, num_classes]``; ``x`` is aligned with ``sub.node_ids``."""
+        L = self.num_layers
+        if sub.num_layers != L:
+            raise ValueError(f"subgraph has {sub.num_layers} hops but the model {L} layers")
+        if self.arch == "gcn" and self.gcn_norm == "global" and sub.edge_weight is None:
+            raise ValueError("gcn_norm='global' needs edge weights: give the sampler the degrees")
+        node_end, edge_end = _cumulative(sub.num_sampled_nodes), _cumulative(sub.num_sampled_edges)
+        for i, conv in enumerate(self.convs):
+            if self.trim:
+                n_src, n_dst, n_edge = node_end[L - i], node_end[L - 1 - i], edge_end[L - 1 - i]
+            else:
+                n_src = n_dst = node_end[L]
+                n_edge = edge_end[L - 1]
+            x = self._conv(conv, x[:n_src], sub, n_dst, n_edge)
+            if i < L - 1:
+                x = F.relu(self.norms[i](x))
+                x = F.dropout(x, p=self.dropout, training=self.training)
+        return x[: sub.num_seeds]
+
+    def _conv(self, conv: nn.Module, x: torch.Tensor, sub: SampledSubgraph, n_dst: int,
+              n_edge: int) -> torch.Tensor:
+        """One layer from ``x`` (source nodes) to the first ``n_dst`` nodes over the first ``n_edge`` edges."""
+        edge_index = sub.edge_index[:, :n_edge]
+        if self.arch == "sage":
+            return conv((x, x[:n_dst]), edge_index)  # bipartite: lin_r only on the targets
+        if self.gcn_norm == "sampled":
+            return conv(x, edge_index)[:n_dst]
+        assert sub.edge_weight is not None and sub.degree is not None
+        loops = torch.arange(n_dst, device=edge_index.device).expand(2, n_dst)
+        loop_weight = 1.0 / (sub.degree[:n_dst] + 1.0)
+        edge_index = torch.cat([edge_index, loops], dim=1)
+        weight = torch.cat([sub.edge_weight[:n_edge], loop_weight])
+        return conv(x, edge_index, weight)[:n_dst]
+
+
+def build_model(arch: str, in_dim: int, hidden: int, num_classes: int, num_layers: int,
+                dropout: float, norm: str = "none", gcn_norm: str = "global") -> nn.Module:
+    """A ``GNN``; forward ``(x, sub) -> [sub.num_seeds, num_classes]`` logits.
+
+    Parameters depend only on the torch RNG state (call ``torch.manual_seed`` first).
+    """
+    return GNN(arch, in_dim, hidden, num_classes, num_layers, dropout, norm, gcn_norm)

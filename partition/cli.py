@@ -1,0 +1,150 @@
+"""``giantgcn-partition`` (also ``python -m partition``): graph in, dataset directory out.
+
+    giantgcn-partition --input synthetic --num-parts 4 --out data/synthetic-4
+    giantgcn-partition --verify data/synthetic-4
+
+Stages: read the source, build the CSR, partition (METIS or random), write the parts
+(halo, features, checksums, manifest last, atomically). Bad input gives one line
+``giantgcn-partition: error: ...`` on stderr and exit status 2; checks that need no
+data (flags, the output directory) run before the long work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from partition.errors import InputError
+
+PROG = "giantgcn-partition"
+METHODS = ("metis", "random")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as InputError: one line, no usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise InputError(f"{message} (see --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog=PROG, description="Partition a graph into on-disk shards for giantgcn-train.")
+    ap.add_argument("--input", default="synthetic", metavar="SPEC",
+                    help="synthetic[:key=value,...] (default), planetoid:NAME, ogb:DIR[#SPLIT], "
+                         "npy:DIR or pt:FILE")
+    ap.add_argument("--root", metavar="DIR", help="folder holding planetoid datasets")
+    ap.add_argument("--out", metavar="DIR", help="dataset directory to create (required unless --verify)")
+    ap.add_argument("--num-parts", type=int, default=4, metavar="P", help="parts (default 4)")
+    ap.add_argument("--method", choices=METHODS, default="metis", help="default metis")
+    ap.add_argument("--seed", type=int, default=0, metavar="S", help="partitioner seed (default 0)")
+    ap.add_argument("--halo-hops", type=int, default=1, metavar="H",
+                    help="halo depth around each part (default 1; 0 = no halo)")
+    ap.add_argument("--force", action="store_true", help="replace an existing dataset at --out")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress bars (the summary table is still printed)")
+    ap.add_argument("--verify", metavar="DIR",
+                    help="check an existing dataset (checksums, ids) instead of partitioning")
+    return ap
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.verify is not None:
+        if args.out is not None:
+            raise InputError("--verify and --out cannot be used together")
+        return
+    if args.out is None:
+        raise InputError("--out: required (the dataset directory to create)")
+    if args.num_parts < 1:
+        raise InputError(f"--num-parts: {args.num_parts} is not >= 1")
+    if args.halo_hops < 0:
+        raise InputError(f"--halo-hops: {args.halo_hops} is not >= 0")
+    if args.seed < 0:
+        raise InputError(f"--seed: {args.seed} is not >= 0")
+
+
+def _partition(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from partition.atomic_dir import check_out_dir
+    from partition.csr import build_csr
+    from partition.format import write_dataset
+    from partition.partitioners import metis_partition, partition_stats, random_partition
+    from partition.progress import peak_rss_bytes, stage, summary_table
+    from partition.source_graph import split_mask
+    from partition.sources import read_source
+
+    out = Path(args.out)
+    check_out_dir(out, args.force)
+    bars = not args.quiet and sys.stderr.isatty()
+    timings: dict[str, float] = {}
+    with stage("read", timings, bars):
+        graph = read_source(args.input, args.root)
+    if args.num_parts > graph.num_nodes:
+        raise InputError(f"--num-parts: {args.num_parts} is more than the graph's "
+                         f"{graph.num_nodes} nodes")
+    with stage("csr", timings, bars, unit="edges") as update:
+        csr = build_csr(graph.num_nodes, graph.edge_chunks, progress=update)
+    train_mask = split_mask(graph.num_nodes, np.asarray(graph.train_idx, dtype=np.int64))
+    with stage("partition", timings, bars, desc=f"partition ({args.method}, {args.num_parts} parts)"):
+        if args.method == "metis":
+            parts = metis_partition(csr, args.num_parts, train_mask, args.seed)
+        else:
+            parts = random_partition(csr.num_nodes, args.num_parts, args.seed)
+        stats = partition_stats(csr, parts, train_mask, args.num_parts)
+    with stage("write", {}, bars, desc="write parts", total=args.num_parts, unit="parts") as update:
+        manifest = write_dataset(out, graph, csr, parts, args.halo_hops, args.method, args.seed,
+                                 num_parts=args.num_parts, force=args.force, stats=stats,
+                                 timings=timings, progress=update)
+    print(summary_table(manifest, str(out), peak_rss_bytes()))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from partition.format import load_manifest, verify_dataset
+
+    verify_dataset(args.verify)
+    m = load_manifest(args.verify)
+    size = sum(f["bytes"] for f in m["files"].values())
+    print(f"{args.verify}: OK ({m['num_parts']} parts, {m['num_nodes']:,} nodes, "
+          f"{m['num_edges']:,} edges; {len(m['files'])} files, {size:,} bytes checked)")
+    return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, ``kill``) unwinds like Ctrl-C: temp files go."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130/143 interrupted)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        _validate(args)
+        return _verify(args) if args.verify is not None else _partition(args)
+    except InputError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except OSError as err:
+        if err.filename is None:
+            raise  # not about a path the user gave: a real bug, let it show
+        print(f"{PROG}: error: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        print(f"{PROG}: interrupted; the partial output was removed", file=sys.stderr)
+        return 143 if isinstance(err, _Terminated) else 130

@@ -1,0 +1,25 @@
+"""User-facing errors: one line that names the file or flag and what is wrong.
+
+Library code raises these; only the CLIs turn them into a message and an exit code,
+so nothing below a CLI calls ``sys.exit`` (ANCHORS: a preprocessing run must never end
+in a numpy traceback).
+"""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad input the user can fix: a file, a flag, a config value.
+
+    ``str(err)`` is a single line such as
+    ``--num-parts: 0 is not >= 1`` or ``data/x.npy: expected 2-D float array, got shape (5,)``.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))  # always one line
+
+
+class DatasetError(InputError):
+    """A dataset directory that is missing, incomplete, corrupt or of another version."""

@@ -1,0 +1,101 @@
+"""Stage timing, progress bars (stderr) and the closing summary table (stdout) of the CLI."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from tqdm import tqdm
+
+TICK_S = 1.0
+"""How often a bar without units (METIS, reading) refreshes its elapsed time."""
+
+
+@contextmanager
+def stage(name: str, timings: dict[str, float], enabled: bool, desc: str | None = None,
+          total: int | None = None, unit: str | None = None) -> Iterator[Callable[[int], None]]:
+    """Time a stage into ``timings[name]``; yield ``update(n)`` for its bar (titled ``desc``).
+
+    Without ``unit`` the bar shows only the elapsed time, refreshed by a ticker thread
+    (it ticks whenever the stage releases the GIL).
+    """
+    fmt = None if unit else "{desc}: {elapsed}"
+    bar = tqdm(total=total, desc=desc or name, unit=f" {unit}" if unit else "it",
+               unit_scale=total is None, file=sys.stderr,
+               disable=not enabled, bar_format=fmt, dynamic_ncols=True, leave=True)
+    done = threading.Event()
+    ticker = threading.Thread(target=_tick, args=(bar, done), daemon=True)
+    if enabled and not unit:
+        ticker.start()
+    t0 = time.perf_counter()
+    try:
+        yield bar.update
+    finally:
+        timings[name] = time.perf_counter() - t0
+        done.set()
+        if ticker.is_alive():
+            ticker.join()
+        bar.close()
+
+
+def _tick(bar: tqdm, done: threading.Event) -> None:
+    while not done.wait(TICK_S):
+        bar.refresh()
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+MAX_ROWS = 32
+"""Above this many parts the table shows min / mean / max instead of every part."""
+
+
+def _part_rows(parts: list[dict]) -> list[list[str]]:
+    def row(label: str, q: dict) -> list[str]:
+        ratio = q["num_halo"] / q["num_inner"] if q["num_inner"] else 0.0
+        return [label, f"{q['num_inner']:,.0f}", f"{q['num_halo']:,.0f}", f"{ratio:.2f}",
+                f"{q['num_edges']:,.0f}", f"{q['num_train']:,.0f}"]
+
+    keys = ("num_inner", "num_halo", "num_edges", "num_train")
+    if len(parts) <= MAX_ROWS:
+        return [row(str(q["part_id"]), q) for q in parts]
+    return [row(label, {k: agg([q[k] for q in parts]) for k in keys})
+            for label, agg in (("min", min), ("mean", lambda v: sum(v) / len(v)), ("max", max))]
+
+
+def summary_table(manifest: dict, out_dir: str, peak_rss: int) -> str:
+    """The human summary printed when partitioning ends."""
+    header = ["part", "inner", "halo", "halo/inner", "edges", "train"]
+    rows = [header] + _part_rows(manifest["parts"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    times = manifest["timings_s"]
+    total_bytes = sum(f["bytes"] for f in manifest["files"].values())
+    lines += [
+        f"edge cut: {100 * manifest['edge_cut_ratio']:.2f}% ({manifest['edge_cut']:,} of "
+        f"{manifest['num_edges']:,} edges), method {manifest['method']}, "
+        f"halo {manifest['halo_hops']} hop(s)",
+        f"imbalance (max/mean): train nodes {manifest['train_imbalance']:.3f}, "
+        f"edges {manifest['edge_imbalance']:.3f}",
+        "time: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+        + f" (total {sum(times.values()):.1f} s)",
+        f"peak memory: {human_bytes(peak_rss)}",
+        f"wrote {out_dir}: {manifest['num_parts']} parts, {len(manifest['files'])} files, "
+        f"{human_bytes(total_bytes)}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""METIS and random assignments: coverage, determinism, balance, cut, stats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from partition_helpers import chunked, clustered_edges, messy_edges
+
+from partition.csr import build_csr
+from partition.errors import InputError
+from partition.partitioners import metis_partition, partition_stats, random_partition
+from partition.refine import balance_train_nodes
+
+N = 4000
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    src, dst = clustered_edges(N, clusters=8, degree=16, p_out=0.05, seed=0)
+    csr = build_csr(N, chunked(src, dst, size=5000))
+    train = np.random.default_rng(0).random(N) < 0.3
+    return csr, train
+
+
+@pytest.mark.parametrize("num_parts", [1, 2, 3, 8])
+def test_metis_covers_every_node_and_is_seeded(clustered, num_parts):
+    csr, train = clustered
+    parts = metis_partition(csr, num_parts, train, seed=0)
+    assert parts.dtype == np.int32 and parts.shape == (N,)
+    assert set(np.unique(parts).tolist()) == set(range(num_parts))
+    np.testing.assert_array_equal(parts, metis_partition(csr, num_parts, train, seed=0))
+
+
+@pytest.mark.parametrize("num_parts", [2, 3, 8])
+def test_metis_train_nodes_within_5_percent(clustered, num_parts):
+    csr, train = clustered
+    counts = np.bincount(metis_partition(csr, num_parts, train, seed=1)[train], minlength=num_parts)
+    assert np.abs(counts - counts.mean()).max() <= 0.05 * counts.mean()
+
+
+@pytest.mark.parametrize("num_parts", [2, 3, 8])
+def test_metis_cut_at_most_a_third_of_random(clustered, num_parts):
+    csr, train = clustered
+    metis = partition_stats(csr, metis_partition(csr, num_parts, train, 0), train, num_parts)
+    rand = partition_stats(csr, random_partition(N, num_parts, 0), train, num_parts)
+    assert metis["edge_cut"] <= rand["edge_cut"] / 3
+
+
+def test_one_part_never_calls_metis(clustered, monkeypatch):
+    import pymetis
+
+    monkeypatch.setattr(pymetis, "part_graph", lambda *a, **k: pytest.fail("METIS called"))
+    csr, train = clustered
+    assert not metis_partition(csr, 1, train, 0).any()
+
+
+@pytest.mark.parametrize("num_parts", [1, 3, 8])
+def test_random_partition_balanced_and_seeded(num_parts):
+    parts = random_partition(1001, num_parts, seed=5)
+    counts = np.bincount(parts, minlength=num_parts)
+    assert parts.dtype == np.int32 and counts.max() - counts.min() <= 1
+    np.testing.assert_array_equal(parts, random_partition(1001, num_parts, seed=5))
+    if num_parts > 1:
+        assert (parts != random_partition(1001, num_parts, seed=6)).any()
+
+
+@pytest.mark.parametrize("num_parts", [0, 4001])
+def test_bad_part_counts(clustered, num_parts):
+    csr, train = clustered
+    with pytest.raises(InputError, match="--num-parts"):
+        metis_partition(csr, num_parts, train, 0)
+    with pytest.raises(InputError, match="--num-parts"):
+        random_partition(N, num_parts, 0)
+
+
+def test_stats_match_a_naive_count():
+    n, num_parts = 300, 3
+    src, dst = messy_edges(n, 1500, seed=4)
+    csr = build_csr(n, chunked(src, dst))
+    parts = random_partition(n, num_parts, 1)
+    train = np.arange(n) % 3 == 0
+    stats = partition_stats(csr, parts, train, num_parts)
+    edges = {(min(u, v), max(u, v)) for u, v in zip(src.tolist(), dst.tolist(), strict=True) if u != v}
+    assert stats["edge_cut"] == sum(parts[u] != parts[v] for u, v in edges)
+    assert stats["edge_cut_ratio"] == pytest.approx(stats["edge_cut"] / len(edges))
+    for q in stats["parts"]:
+        mine = parts == q["part_id"]
+        assert q["num_inner"] == mine.sum() and q["num_train"] == (mine & train).sum()
+        assert q["degree_sum"] == csr.degree()[mine].sum()
+    train_counts = [q["num_train"] for q in stats["parts"]]
+    assert stats["train_imbalance"] == pytest.approx(max(train_counts) / np.mean(train_counts))
+
+
+def test_refinement_moves_only_train_nodes_into_bounds(clustered):
+    csr, train = clustered
+    skewed = np.where(np.arange(N) < N * 0.6, 0, np.arange(N) % 4).astype(np.int32)
+    fixed = balance_train_nodes(csr, skewed, train, 4)
+    counts = np.bincount(fixed[train], minlength=4)
+    assert np.abs(counts - counts.mean()).max() <= 0.05 * counts.mean()
+    np.testing.assert_array_equal(fixed[~train], skewed[~train])
