@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -28,7 +27,9 @@ class AllreduceClock:
 def attach_timed_allreduce(ddp: DDP) -> AllreduceClock:
     clock = AllreduceClock()
 
-    def hook(state: object, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+    # No annotations here: DDP compares them against the GradBucket class itself and
+    # rejects the strings that ``from __future__ import annotations`` turns them into.
+    def hook(state, bucket):  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
         fut = default_hooks.allreduce_hook(state, bucket)  # type: ignore[arg-type]
 
