@@ -169,15 +169,21 @@ def _read_planetoid(spec: str, rest: str, root: str | None) -> SourceGraph:
                          f"expected one of {', '.join(PLANETOID_NAMES)}")
     if not Path(root).is_dir():
         raise InputError(f"--root {root}: not a directory")
-    from torch_geometric.datasets import Planetoid
-
+    raw = Path(root) / rest / "raw"
+    if not raw.is_dir():
+        raise InputError(f"--root {root}: no {rest}/raw folder with the Planetoid files")
     try:
         import scipy  # noqa: F401 - the raw Planetoid files are pickled scipy matrices
     except ImportError:
         raise InputError(f"--input {spec!r}: reading Planetoid raw files needs scipy "
                          "(pip install scipy)") from None
+    from torch_geometric.io import read_planetoid_data
+
+    # PyG's reader, not the Planetoid dataset class: the class writes processed/ next to
+    # raw/, and --root is often a read-only shared folder.
     try:
-        dataset = Planetoid(root, rest)  # offline when {root}/{rest}/raw is complete
-    except Exception as err:  # noqa: BLE001 - missing/corrupt raw files, failed download
-        raise InputError(f"--root {root}: cannot read Planetoid {rest!r} ({type(err).__name__}: {err})") from None
-    return from_fields(spec, dataset[0], f"{Path(root) / rest}", num_classes=dataset.num_classes)
+        data = read_planetoid_data(str(raw), rest.lower())
+    except Exception as err:  # noqa: BLE001 - missing/corrupt raw files
+        raise InputError(f"--root {root}: cannot read Planetoid {rest!r} from {raw} "
+                         f"({type(err).__name__}: {err})") from None
+    return from_fields(spec, data, str(raw), num_classes=int(data.y.max()) + 1)

@@ -12,6 +12,7 @@ import torch
 from torch_geometric.data import Data
 
 from partition import ogb_reader, source_checks
+from partition.csr import build_csr
 from partition.errors import InputError
 from partition.sources import read_source
 
@@ -131,12 +132,15 @@ def test_planetoid_cora(shared_data, tmp_path):
     raw = shared_data / "planetoid" / "Cora" / "raw"
     if not raw.is_dir():
         pytest.skip(f"{raw} is absent")
-    pytest.importorskip("scipy", reason="PyG's Planetoid unpickles scipy matrices")
-    shutil.copytree(raw, tmp_path / "Cora" / "raw")  # Planetoid writes processed/ beside raw/
+    shutil.copytree(raw, tmp_path / "Cora" / "raw")
+    (tmp_path / "Cora").chmod(0o555)  # a read-only root, as ../shared is: nothing may be written
     g = read_source("planetoid:Cora", root=str(tmp_path))
     assert (g.num_nodes, g.num_features, g.num_classes) == (2708, 1433, 7)
     assert (len(g.train_idx), len(g.val_idx), len(g.test_idx)) == (140, 500, 1000)
     assert edges_of(g).shape == (2, 10556)
+    assert sorted(p.name for p in (tmp_path / "Cora").iterdir()) == ["raw"]
+    csr = build_csr(g.num_nodes, g.edge_chunks)
+    assert csr.indices.shape[0] // 2 == 5278  # undirected edges, as published
 
 
 def test_synthetic_kind():
