@@ -107,3 +107,28 @@ def test_metis_cut_a_third_of_random_at_1e5_nodes_with_balanced_train():
         assert metis["edge_cut"] <= rand["edge_cut"] / 3, (parts_n, metis, rand)
         counts = np.bincount(assignment[train], minlength=parts_n)
         assert np.abs(counts - counts.mean()).max() <= 0.05 * counts.mean()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 1 MiB file system (tmpfs), so 'disk full' is the kernel's, not a mock's."""
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(tiny_disk, capsys):
+    rc = partition_main(["--input", "synthetic:nodes=20000,features=32", "--num-parts", "2",
+                         "--out", str(tiny_disk / "ds")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0
+    assert len(err) == 1 and "No space left" in err[0] and str(tiny_disk / "ds") in err[0], err
+    assert list(tiny_disk.iterdir()) == []
