@@ -17,6 +17,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from dist_train import process_group as pg
+from dist_train.agreement import check_ranks_agree
 from dist_train.config import Config, config_hash, load_config, save_config
 from dist_train.env import World, discover_world_from_os
 from dist_train.shards import LocalGraph, assign_parts, load_local_graph
@@ -28,8 +29,15 @@ from partition.errors import InputError
 PROG = "giantgcn-train"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as InputError: one line, no usage dump (as giantgcn-partition)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise InputError(f"{message} (see --help)")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description="Train a GCN on a giantgcn dataset across ranks.")
+    ap = _Parser(prog=PROG, description="Train a GCN on a giantgcn dataset across ranks.")
     ap.add_argument("--data", help="dataset directory written by giantgcn-partition (or data.path=)")
     ap.add_argument("--config", help="YAML run config (see configs/)")
     ap.add_argument("--out", default="runs/latest", help="run directory (default: runs/latest)")
@@ -45,15 +53,49 @@ def setup_logging(rank: int) -> None:
                         format=f"[rank {rank}] %(levelname)s %(message)s", stream=sys.stderr)
 
 
-def prepare_rank(cfg: Config, world: World) -> tuple[LocalGraph, dict, list[int]]:
-    """Verify and open this rank's shards. Raises InputError on anything wrong."""
+def prepare_rank(cfg: Config, world: World,
+                 run_dir: Path | None = None) -> tuple[LocalGraph, dict, list[int]]:
+    """Verify and open this rank's shards. Raises InputError on anything wrong.
+
+    Stamps of files already hashed go to ``run_dir/.verified``: a restart after a dead
+    rank or a preemption does not re-read every shard.
+    """
     data = cfg.data.path
     manifest = load_manifest(data)
     counts = [int(p["num_train"]) for p in manifest["parts"]]
     assignment = assign_parts(counts, world.world_size)
     mine = assignment[world.rank]
-    verify_dataset(data, parts=mine)  # checksums of the files this rank will map
+    cache = run_dir / ".verified" if run_dir is not None else None
+    verify_dataset(data, parts=mine, cache_dir=cache)  # checksums of the files this rank will map
     return load_local_graph(data, mine), manifest, mine
+
+
+def warn_if_halo_short(manifest: dict, cfg: Config) -> None:
+    """Say so when the halo is shallower than the model (measured: ~1 point on Cora, 8 parts).
+
+    A node of the outermost halo ring keeps only its edges to local nodes, so an L-layer
+    model over an H-hop halo (H < L) aggregates truncated rows at part borders: the
+    result depends on the cut. H >= L makes full-neighbourhood training exact.
+    """
+    hops, layers = int(manifest.get("halo_hops", 0)), cfg.model.num_layers
+    if int(manifest["num_parts"]) == 1 or hops >= layers:
+        return
+    # loud only where exactness was asked for (all neighbours); sampling approximates anyway
+    exact = all(f == -1 for f in cfg.sampler.fanouts)
+    logging.log(logging.WARNING if exact else logging.INFO,
+                "%s has a %d-hop halo but the model has %d layers: neighbourhoods are cut at part "
+                "borders (approximate); partition with --halo-hops %d for exact %d-hop neighbourhoods",
+                cfg.data.path, hops, layers, layers, layers)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """``--out`` must be (or become) a directory: found at start-up, not at the first checkpoint."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"--out {run_dir}: exists and is not a directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)  # every rank: the same shared directory
+    except OSError as err:
+        raise InputError(f"--out {run_dir}: cannot create it: {err.strerror or err}") from None
 
 
 def agree_on_setup(error: str | None, world: World) -> None:
@@ -76,26 +118,27 @@ def run(args: argparse.Namespace) -> int:
     stop = StopFlag()
     install_stop_handlers(stop)
     device = pg.init_distributed(world, device=cfg.dist.device, backend=cfg.dist.backend,
-                                 timeout_s=cfg.dist.timeout_s)
+                                 timeout_s=cfg.dist.timeout_s, init_timeout_s=cfg.dist.init_timeout_s)
     try:
         graph, manifest, mine = None, None, []
         error = None
         try:
-            graph, manifest, mine = prepare_rank(cfg, world)
+            check_run_dir(run_dir)
+            graph, manifest, mine = prepare_rank(cfg, world, run_dir)
             if args.resume and not (run_dir / "checkpoints").is_dir():
                 raise InputError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
         except InputError as err:
             error = str(err)
         agree_on_setup(error, world)
         manifest_id = hashlib.sha256(Path(cfg.data.path, "manifest.json").read_bytes()).hexdigest()[:16]
-        pg.check_same_across_ranks("dataset manifest sha256", manifest_id)
-        pg.check_same_across_ranks("config hash", config_hash(cfg))
+        check_ranks_agree(cfg, manifest_id)
         if world.rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / "config.yaml")
             logging.info("world %d ranks (%s), device %s; parts per rank: %s", world.world_size,
                          world.launcher, device, assign_parts([int(p["num_train"]) for p in manifest["parts"]],
                                                               world.world_size))
+            warn_if_halo_short(manifest, cfg)
         pg.barrier()
         logging.getLogger(__name__).debug("rank %d parts %s", world.rank, mine)
         trainer = Trainer(cfg, graph, int(manifest["num_classes"]), world.rank, world.world_size,
@@ -111,9 +154,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
-        return run(args)
+        return run(parse_args(argv))
     except InputError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return InputError.exit_code
@@ -123,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     except DivergenceError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 3
+    except pg.DistributedError as err:  # a rank missing at start-up, or dead / hung mid-run
+        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

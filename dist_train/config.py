@@ -98,6 +98,11 @@ class ModelConfig:
         _check(0.0 <= self.dropout < 1.0, s, "dropout", f"{self.dropout} is not in [0, 1)")
 
 
+ADAM_MAX_LR = 3.4e37
+"""float32's largest value over Adam's first-step factor 1 / (1 - beta1) = 10; above it
+torch raises an overflow error from inside the optimizer (measured with lr=1e40)."""
+
+
 @dataclass
 class OptimConfig:
     section: ClassVar[str] = "optim"
@@ -119,6 +124,8 @@ class OptimConfig:
     def __post_init__(self) -> None:
         s = self.section
         _check(self.lr > 0, s, "lr", f"{self.lr} is not > 0")
+        _check(self.lr <= ADAM_MAX_LR, s, "lr", f"{self.lr} is too large: Adam's first step is "
+               f"10 x lr and must fit in float32 (at most {ADAM_MAX_LR:g})")
         _check(self.weight_decay >= 0, s, "weight_decay", f"{self.weight_decay} is not >= 0")
         _check(self.warmup_epochs >= 0, s, "warmup_epochs", f"{self.warmup_epochs} is not >= 0")
         _check(self.step_size >= 1, s, "step_size", f"{self.step_size} is not >= 1")
@@ -138,6 +145,10 @@ class TrainConfig:
     """Evaluate on val/test every this many epochs (and after the last)."""
     checkpoint_every: int = 1
     """Write a checkpoint every this many epochs."""
+    checkpoint_every_steps: int | None = None
+    """Also write one every this many optimizer steps, mid-epoch, so a killed rank costs
+    at most this many steps of every rank's work (an epoch of a giant graph can take
+    hours); None = only at epoch ends."""
     keep_checkpoints: int = 3
     """Checkpoints kept on disk; older ones are deleted."""
     early_stopping_patience: int | None = None
@@ -153,7 +164,7 @@ class TrainConfig:
         _check(self.seed >= 0, s, "seed", f"{self.seed} is not >= 0")
         for name in ("eval_every", "checkpoint_every", "keep_checkpoints", "log_every"):
             _check(getattr(self, name) >= 1, s, name, f"{getattr(self, name)} is not >= 1")
-        for name in ("early_stopping_patience", "max_steps_per_epoch"):
+        for name in ("early_stopping_patience", "max_steps_per_epoch", "checkpoint_every_steps"):
             v = getattr(self, name)
             _check(v is None or v >= 1, s, name, f"{v} is not >= 1 (use null for none)")
 

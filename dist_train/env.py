@@ -47,6 +47,9 @@ class World:
     master_port: int
     launcher: str
     """Which adapter found it: torchrun, slurm, mpi, single (or test)."""
+    attempt: int = 0
+    """How many times the launcher restarted the job (torchrun's TORCHELASTIC_RESTART_COUNT):
+    the rendezvous keys of each attempt are kept apart, see process_group._store."""
 
     @property
     def is_main(self) -> bool:
@@ -150,7 +153,7 @@ class TorchrunEnv:
                   local_rank=_int(env, "LOCAL_RANK", 0),
                   local_world_size=_int(env, "LOCAL_WORLD_SIZE", None if has_local else 1),
                   master_addr=env["MASTER_ADDR"].strip(), master_port=_int(env, "MASTER_PORT"),
-                  launcher=self.name)
+                  launcher=self.name, attempt=_int(env, "TORCHELASTIC_RESTART_COUNT", 0))
         return _checked(w, ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"))
 
 

@@ -12,15 +12,21 @@ sampler instead weights edge j->i by ``(D_i/k_i) / sqrt((D_i+1)(D_j+1))`` with t
 global degrees D stored in the shards, and this module adds the self loop
 ``1/(D_i+1)``: an unbiased estimate of full-graph GCN, exact when every neighbour is
 taken. "sampled" keeps PyG's own normalisation inside the (trimmed) subgraph.
+
+Speed ("global" GCN): the layer keeps ``GCNConv``'s parameters (``lin``, ``bias``; same
+state dict) but runs the propagation as one fused CSR pass along the sampler's
+``target_ptr`` (``dist_train.csr_ops``), and in the cheaper order: ``(A X) W`` when the
+layer widens (aggregate the narrow input, then transform only the targets), ``A (X W)``
+when it narrows. ``A (X W) = (A X) W``, so the result is the same.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import GCNConv, SAGEConv
 
+from dist_train.csr_ops import csr_aggregate, relu_dropout
 from dist_train.sampler import SampledSubgraph
 
 ARCHS = ("gcn", "sage")
@@ -97,8 +103,7 @@ class GNN(nn.Module):
                 n_edge = edge_end[L - 1]
             x = self._conv(conv, x[:n_src], sub, n_dst, n_edge)
             if i < L - 1:
-                x = F.relu(self.norms[i](x))
-                x = F.dropout(x, p=self.dropout, training=self.training)
+                x = relu_dropout(self.norms[i](x), self.dropout, self.training)
         return x[: sub.num_seeds]
 
     def _conv(self, conv: nn.Module, x: torch.Tensor, sub: SampledSubgraph, n_dst: int,
@@ -110,11 +115,24 @@ class GNN(nn.Module):
         if self.gcn_norm == "sampled":
             return conv(x, edge_index)[:n_dst]
         assert sub.edge_weight is not None and sub.degree is not None
-        loops = torch.arange(n_dst, device=edge_index.device).expand(2, n_dst)
-        loop_weight = 1.0 / (sub.degree[:n_dst] + 1.0)
-        edge_index = torch.cat([edge_index, loops], dim=1)
-        weight = torch.cat([sub.edge_weight[:n_edge], loop_weight])
-        return conv(x, edge_index, weight)[:n_dst]
+        ptr = _target_ptr(sub, n_dst)
+        # self loop 1/(D_i + 1) as a diagonal term of the same pass
+        args = (ptr, edge_index[0], sub.edge_weight[:n_edge], 1.0 / (sub.degree[:n_dst] + 1.0))
+        if conv.in_channels <= conv.out_channels:
+            out = conv.lin(csr_aggregate(x, *args))
+        else:
+            out = csr_aggregate(conv.lin(x), *args)
+        return out if conv.bias is None else out + conv.bias
+
+
+def _target_ptr(sub: SampledSubgraph, n_dst: int) -> torch.Tensor:
+    """Row pointer of the first ``n_dst`` targets (edges are grouped by target, in order)."""
+    if sub.target_ptr is not None:
+        ptr = sub.target_ptr[: n_dst + 1]
+        missing = n_dst + 1 - ptr.shape[0]  # untrimmed layers: outer-hop rows have no edges
+        return torch.cat([ptr, ptr[-1:].expand(missing)]) if missing > 0 else ptr
+    targets = torch.arange(n_dst + 1, device=sub.edge_index.device)
+    return torch.searchsorted(sub.edge_index[1].contiguous(), targets)
 
 
 def build_model(arch: str, in_dim: int, hidden: int, num_classes: int, num_layers: int,

@@ -9,6 +9,7 @@ slow-loading rank times out ``init_process_group``, GLT PR #102).
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,30 @@ import torch.distributed as dist
 
 from dist_train.env import World
 from partition.errors import InputError
+
+
+class DistributedError(RuntimeError):
+    """The ranks could not meet or talk: one line naming this rank and what it waited for."""
+
+
+class CollectiveError(DistributedError):
+    """A collective failed or timed out mid-run: another rank died or stopped answering."""
+
+
+def is_comm_failure(err: BaseException) -> bool:
+    """Whether ``err`` came out of the communication backend rather than from our code.
+
+    NCCL and the store raise ``torch.distributed.DistError`` subclasses; gloo raises a
+    plain RuntimeError whose text starts with its source path (``.../gloo/...``).
+    """
+    return isinstance(err, dist.DistError) or (type(err) is RuntimeError and "gloo" in str(err))
+
+
+def backend_detail(err: BaseException) -> str:
+    """The backend's own words, without DDP's nested wrappers, source paths and sign-offs."""
+    text = " ".join(str(err).split()).rsplit("RuntimeError: ", 1)[-1]
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text)  # gloo's [.../pair.cc:537] prefix
+    return text.split(". This is typically caused by")[0] or type(err).__name__
 
 
 def pick_device(device: str, local_rank: int) -> torch.device:
@@ -83,8 +108,11 @@ def _store(world: World, init_method: str | None, wait_s: float) -> dist.Store:
         store, _, _ = next(dist.rendezvous(url, world.rank, world.world_size,
                                            timeout=timedelta(seconds=left)))
     except (RuntimeError, ValueError, OSError) as err:
-        raise RuntimeError(_not_arrived(world, url, wait_s, err)) from err
-    return store
+        raise DistributedError(_not_arrived(world, url, wait_s, err)) from err
+    # torchrun keeps one store across restarts: without a prefix per attempt, a restarted
+    # rank reads the dead attempt's addresses and gloo's connectFullMesh fails (measured
+    # with torch 2.13 --standalone --max-restarts=1, plain env:// included).
+    return dist.PrefixStore(f"giantgcn/attempt-{world.attempt}", store)
 
 
 def _not_arrived(world: World, url: str, wait_s: float, err: BaseException) -> str:
@@ -116,7 +144,8 @@ def init_distributed(world: World, device: str = "auto", backend: str = "auto",
         dist.init_process_group(name, store=store, rank=world.rank, world_size=world.world_size,
                                 timeout=timedelta(seconds=timeout_s))
     except (RuntimeError, ValueError, OSError) as err:
-        raise RuntimeError(_not_arrived(world, init_method or _rendezvous_url(world), wait_s, err)) from err
+        raise DistributedError(_not_arrived(world, init_method or _rendezvous_url(world), wait_s,
+                                            err)) from err
     return dev
 
 
@@ -191,16 +220,20 @@ def barrier() -> None:
         dist.barrier()
 
 
-def check_same_across_ranks(name: str, value: str) -> None:
-    """Raise RuntimeError on every rank if ranks hold different ``value`` s for ``name``.
+def check_same_across_ranks(name: str, value: str, error: type[Exception] = RuntimeError) -> None:
+    """Raise ``error`` on every rank if ranks hold different ``value`` s for ``name``.
 
     For short fingerprints (config hash, manifest checksum): a mismatch found here is a
     clear message at start-up instead of a wrong model or a deadlock hours later.
     """
     values: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(values, str(value))
-    if len(set(values)) == 1:
-        return
+    if len(set(values)) > 1:
+        raise error(describe_disagreement(name, values))
+
+
+def describe_disagreement(name: str, values: Sequence[str]) -> str:
+    """``ranks disagree on NAME: 'a' on ranks 0,2; 'b' on rank 1`` for per-rank ``values``."""
     by_value: dict[str, list[int]] = {}
     for rank, v in enumerate(values):
         by_value.setdefault(v, []).append(rank)
@@ -208,4 +241,4 @@ def check_same_across_ranks(name: str, value: str) -> None:
     for v, ranks in by_value.items():
         shown = ",".join(map(str, ranks[:8])) + (",…" if len(ranks) > 8 else "")
         parts.append(f"{v!r} on rank{'s' if len(ranks) > 1 else ''} {shown}")
-    raise RuntimeError(f"ranks disagree on {name}: " + "; ".join(parts))
+    return f"ranks disagree on {name}: " + "; ".join(parts)

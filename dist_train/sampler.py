@@ -85,6 +85,30 @@ def _grown(a, need):
 
 
 @njit(cache=True, nogil=True)
+def _edges_grown(ei, e, need):
+    """``ei`` ([2, cap]) resized to exactly ``need`` columns, keeping the first ``e``.
+
+    Exact, not doubling: each hop's edge count is known before it is filled, so the
+    last hop leaves the buffer exactly full and it is returned as ``edge_index`` as is
+    (no final copy; a full-neighbourhood evaluation batch can hold millions of edges).
+    """
+    if need == ei.shape[1]:
+        return ei
+    out = np.empty((2, need), dtype=ei.dtype)
+    out[:, :e] = ei[:, :e]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _exact(a, e, need):
+    if need == a.shape[0]:
+        return a
+    out = np.empty(need, dtype=a.dtype)
+    out[:e] = a[:e]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _hop_edge_count(indptr, nodes, lo, hi, f, replace):
     cnt = 0
     for t in range(lo, hi):
@@ -112,12 +136,14 @@ def _add_seeds(seeds, node_map, nodes, node_deg, degree, has_degree):
 
 @njit(cache=True, nogil=True)
 def _sample_hop(indptr, indices, lo, hi, f, replace, state, chosen, scratch, node_map, nodes,
-                node_deg, degree, has_degree, src, dst, wgt, num, e):
+                node_deg, degree, has_degree, ei, wgt, target_ptr, num, e):
     """Edges into the nodes at positions lo..hi-1; new neighbours get the next positions.
 
+    ``target_ptr[t]`` gets the first edge of target t (edges come grouped by target).
     Returns the updated (node count, edge count, RNG state).
     """
     for t in range(lo, hi):
+        target_ptr[t] = e
         v = nodes[t]
         start = indptr[v]
         d = indptr[v + 1] - start
@@ -138,8 +164,8 @@ def _sample_hop(indptr, indices, lo, hi, f, replace, state, chosen, scratch, nod
                 if has_degree:
                     node_deg[num] = degree[u]
                 num += 1
-            src[e] = pos
-            dst[e] = t
+            ei[0, e] = pos
+            ei[1, e] = t
             if has_degree:
                 wgt[e] = scale / np.sqrt(node_deg[pos] + 1.0)
             e += 1
@@ -149,7 +175,7 @@ def _sample_hop(indptr, indices, lo, hi, f, replace, state, chosen, scratch, nod
 @njit(cache=True, nogil=True)
 def sample_hops(indptr, indices, seeds, fanouts, replace, rng_seed, node_map, degree, has_degree):
     """All hops of one batch; returns (status, nodes, edge_index, weight, node_degree,
-    nodes_per_hop, edges_per_hop). ``node_map`` is all -1 on entry and on exit."""
+    nodes_per_hop, edges_per_hop, target_ptr). ``node_map`` is all -1 on entry and on exit."""
     num_hops = fanouts.shape[0]
     b = seeds.shape[0]
     nodes = np.empty(max(2 * b, 16), dtype=np.int64)
@@ -161,31 +187,31 @@ def sample_hops(indptr, indices, seeds, fanouts, replace, rng_seed, node_map, de
     kmax = max(1, fanouts.max())
     chosen = np.empty(kmax, dtype=np.int64)
     scratch = np.empty(kmax * kmax // 2 + 1, dtype=np.int64)
-    src = np.empty(0, dtype=np.int64)
-    dst = np.empty(0, dtype=np.int64)
+    ei = np.empty((2, 0), dtype=np.int64)
     wgt = np.empty(0, dtype=np.float32)
+    target_ptr = np.empty(num + 1, dtype=np.int64)
     state = _mix(rng_seed ^ _MUL2)  # nearby seeds start far apart in the stream
     e = 0
     lo, hi = 0, num
     for h in range(num_hops if status == 0 else 0):
         f = fanouts[h]
         cnt = _hop_edge_count(indptr, nodes, lo, hi, f, replace)
-        src, dst = _grown(src, e + cnt), _grown(dst, e + cnt)
+        ei = _edges_grown(ei, e, e + cnt)
         if has_degree:
-            wgt = _grown(wgt, e + cnt)
+            wgt = _exact(wgt, e, e + cnt)
         nodes, node_deg = _grown(nodes, num + cnt), _grown(node_deg, num + cnt)
+        target_ptr = _grown(target_ptr, hi + 1)
         num, e, state = _sample_hop(indptr, indices, lo, hi, f, replace, state, chosen, scratch,
-                                    node_map, nodes, node_deg, degree, has_degree, src, dst, wgt,
-                                    num, e)
+                                    node_map, nodes, node_deg, degree, has_degree, ei, wgt,
+                                    target_ptr, num, e)
         per_hop_nodes[h + 1] = num - hi
         per_hop_edges[h] = cnt
         lo, hi = hi, num
+    target_ptr[lo] = e  # lo = number of targets (nodes of hops 0..L-1)
     for i in range(num):  # leave the map clean for the next batch
         node_map[nodes[i]] = -1
-    edge_index = np.empty((2, e), dtype=np.int64)
-    edge_index[0] = src[:e]
-    edge_index[1] = dst[:e]
-    return status, nodes[:num], edge_index, wgt[:e], node_deg[:num], per_hop_nodes, per_hop_edges
+    return (status, nodes[:num], ei[:, :e], wgt[:e], node_deg[:num], per_hop_nodes,
+            per_hop_edges, target_ptr[:lo + 1])
 
 
 @dataclass
@@ -205,6 +231,10 @@ class SampledSubgraph:
     """Edges per hop, length L; hop-h edges target hop-h nodes."""
     degree: torch.Tensor | None
     """float32 global degree of every sampled node; None without degrees."""
+    target_ptr: torch.Tensor | None = None
+    """int64 [T+1], T = nodes of hops 0..L-1: the edges into target t are
+    ``edge_index[:, target_ptr[t]:target_ptr[t+1]]`` (a CSR over targets; the model
+    aggregates along it). None when the edges were not built by the sampler."""
 
     @property
     def num_nodes(self) -> int:
@@ -231,7 +261,8 @@ class SampledSubgraph:
             return None if t is None else fn(t)
 
         return replace(self, node_ids=fn(self.node_ids), edge_index=fn(self.edge_index),
-                       edge_weight=opt(self.edge_weight), degree=opt(self.degree))
+                       edge_weight=opt(self.edge_weight), degree=opt(self.degree),
+                       target_ptr=opt(self.target_ptr))
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SampledSubgraph:
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
@@ -308,7 +339,7 @@ class NeighborSampler:
         with self._lock:
             out = sample_hops(self._indptr, self._indices, seeds, self._fanouts, self.replace,
                               rng_seed, self._node_map, self._degree, self._has_degree)
-        status, nodes, edge_index, weight, node_degree, per_hop_nodes, per_hop_edges = out
+        status, nodes, edge_index, weight, node_degree, per_hop_nodes, per_hop_edges, ptr = out
         if status != 0:
             what = "is out of range" if status == -1 else "appears twice"
             raise ValueError(f"seeds: a seed {what} (num_nodes={self.num_nodes})")
@@ -320,4 +351,5 @@ class NeighborSampler:
             num_sampled_nodes=per_hop_nodes.tolist(),
             num_sampled_edges=per_hop_edges.tolist(),
             degree=torch.from_numpy(node_degree) if self._has_degree else None,
+            target_ptr=torch.from_numpy(ptr),
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dist_train.merge import merged_csr, merged_node_rows
 from partition import load_partition
 from partition.errors import InputError
 
@@ -91,28 +92,14 @@ def _merge(parts: list, part_ids: list[int]) -> LocalGraph:
     global_ids = np.concatenate([inner_sorted, halo]).astype(np.int64)
     num_inner = int(inner_sorted.shape[0])
     lookup = _GlobalToLocal(global_ids)
-
-    src, dst, locs = [], [], []
-    for p in parts:
-        loc = lookup(np.asarray(p.global_ids))
-        locs.append(loc)
-        row_len = np.diff(np.asarray(p.indptr))
-        src.append(np.repeat(loc, row_len))
-        dst.append(loc[np.asarray(p.indices)])
-    indptr, indices = _csr_from_edges(np.concatenate(src), np.concatenate(dst), len(global_ids))
-
-    feat_dim = parts[0].x.shape[1]
-    x = np.empty((len(global_ids), feat_dim), dtype=np.float32)
-    y = np.empty(len(global_ids), dtype=np.int64)
-    degree = np.empty(len(global_ids), dtype=np.int64)
-    for p, loc in zip(parts, locs):
-        # halo rows repeated across parts are the same source rows: overwriting is harmless
-        x[loc] = p.x
-        y[loc] = p.y
-        degree[loc] = p.degree
+    locs = [lookup(np.asarray(p.global_ids)) for p in parts]
+    del lookup, inner, halo_all
+    # per-edge memory is the output alone (dist_train.merge): a rank's share of a giant graph fits
+    indptr, indices = merged_csr(parts, locs, len(global_ids), num_inner)
+    x, y, degree = merged_node_rows(parts, locs, len(global_ids))
 
     def split(name: str) -> np.ndarray:
-        return np.sort(np.concatenate([loc[np.asarray(getattr(p, name))] for p, loc in zip(parts, locs)]))
+        return np.sort(np.concatenate([loc[np.asarray(getattr(p, name))] for p, loc in zip(parts, locs, strict=True)]))
 
     return LocalGraph(
         part_ids=part_ids, global_ids=global_ids, num_inner=num_inner, indptr=indptr,
@@ -131,11 +118,3 @@ class _GlobalToLocal:
     def __call__(self, gids: np.ndarray) -> np.ndarray:
         pos = np.searchsorted(self.sorted_ids, gids)
         return self.order[pos]
-
-
-def _csr_from_edges(src: np.ndarray, dst: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    keys = np.unique(src.astype(np.int64) * n + dst)  # edges shared by two parts' halos
-    rows = keys // n
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return indptr, (keys % n).astype(np.int64)

@@ -22,16 +22,23 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dist_train import process_group as pg
 from dist_train.batches import eval_batches, local_num_batches, mix_seed, plan_epoch
-from dist_train.checkpoint import atomic_write, load_latest_checkpoint, save_checkpoint
+from dist_train.checkpoint import (
+    atomic_write,
+    list_checkpoints,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
 from dist_train.config import Config, config_to_dict
 from dist_train.metrics import EpochTimer, MetricsLog, progress_bar
 from dist_train.model import build_model
 from dist_train.prefetch import Prefetcher
+from dist_train.resume import apply_optim_config, check_resumable
 from dist_train.sampler import NeighborSampler
 from dist_train.schedule import build_scheduler
 from dist_train.shards import LocalGraph
 from dist_train.signals import StopFlag
 from dist_train.timed_allreduce import attach_timed_allreduce
+from partition.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +91,29 @@ class Trainer:
         self.metrics = MetricsLog(run_dir, enabled=rank == 0)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._stop_requested = False
+        self._nonfinite_eval_batches = 0
 
     # ---- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         self.maybe_resume()
+        # a run dir that is not shared between nodes would let ranks resume differently
+        pg.check_same_across_ranks("the checkpoint to resume from (is --out on a shared disk?)",
+                                   f"epoch {self.pos.epoch} step {self.pos.step}", InputError)
         t_start = time.perf_counter()
+        try:
+            self.train_epochs()
+            self.checkpoint()
+        except RuntimeError as err:
+            if pg.is_comm_failure(err):  # a rank died or hangs: one line, not a gloo traceback
+                raise self.comm_failure(err) from err
+            raise
+        return self.finish(time.perf_counter() - t_start)
+
+    def train_epochs(self) -> None:
         cfg = self.cfg.train
-        while self.pos.epoch < cfg.epochs:
+        # The stop test is part of the condition: a run that stopped early and is started
+        # again on the same --out (automatic resume) must not train one more epoch.
+        while self.pos.epoch < cfg.epochs and not self.should_stop_early():
             epoch = self.pos.epoch
             record = self.train_epoch(epoch)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
@@ -103,8 +126,6 @@ class Trainer:
             if self.should_stop_early():
                 log.info("early stopping after epoch %d (best val epoch %d)", epoch, self.pos.best_epoch)
                 break
-        self.checkpoint()
-        return self.finish(time.perf_counter() - t_start)
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         steps = self.agree_num_steps()
@@ -143,10 +164,8 @@ class Trainer:
         stats[2] = float(not self.gradients_finite() or not math.isfinite(stats[0]))
         pg.all_reduce_sum(stats)  # one tiny collective: loss, divergence and stop, all agreed
         if stats[2] > 0:
-            raise DivergenceError(
-                f"non-finite loss or gradient at epoch {epoch} step {step} "
-                f"(loss sum over ranks {stats[0].item():.4g}); the last good checkpoint is kept in "
-                f"{self.run_dir / 'checkpoints'}; lower optim.lr or set optim.grad_clip")
+            raise self.diverged(f"non-finite loss or gradient at epoch {epoch} step {step} "
+                                f"(loss sum over ranks {stats[0].item():.4g})")
         t1 = time.perf_counter()
         if self.cfg.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
@@ -169,6 +188,18 @@ class Trainer:
         if self._stop_requested:
             self.checkpoint()
             raise Preempted(f"stop signal received: checkpoint written at epoch {epoch} step {step + 1}")
+        every = self.cfg.train.checkpoint_every_steps
+        if every and self.pos.global_step % every == 0:
+            self.checkpoint()  # mid-epoch: a dead rank costs at most `every` steps
+
+    def comm_failure(self, err: RuntimeError) -> pg.CollectiveError:
+        """A backend error as one line naming this rank and where the run was."""
+        detail = pg.backend_detail(err)
+        return pg.CollectiveError(
+            f"rank {self.rank}: epoch {self.pos.epoch} step {self.pos.step}: a collective failed: "
+            "another rank died "
+            f"or did not answer within dist.timeout_s={self.cfg.dist.timeout_s:g}; the run can resume "
+            f"from the last checkpoint in {self.run_dir / 'checkpoints'} ({detail})")
 
     def agree_num_steps(self) -> int:
         local = local_num_batches(self.graph.train_idx.shape[0], self.cfg.sampler.batch_size)
@@ -190,19 +221,27 @@ class Trainer:
         batches = eval_batches(idx, self.cfg.sampler.eval_batch_size)
         seeds = [mix_seed(self.cfg.train.seed, tag, i) for i in range(len(batches))]
         correct = 0
+        # One batch ahead, not sampler.prefetch: full-neighbourhood eval batches are 10-50x
+        # a training batch, and a deep queue of them set the rank's peak memory.
         with Prefetcher(self.eval_sampler, self.graph.x, self.graph.y, batches, seeds, self.device,
-                        depth=self.cfg.sampler.prefetch) as it:
+                        depth=1) as it:
             for batch in it:
-                pred = self.model(batch.x, batch.subgraph).argmax(dim=-1)
-                correct += int((pred == batch.y).sum())
+                logits = self.model(batch.x, batch.subgraph)
+                self._nonfinite_eval_batches += int(not bool(torch.isfinite(logits).all()))
+                correct += int((logits.argmax(dim=-1) == batch.y).sum())
         return correct, int(idx.shape[0])
 
     def evaluate(self) -> dict[str, float]:
+        self._nonfinite_eval_batches = 0
         cv, nv = self.count_correct(self.graph.val_idx, 1)
         ct, nt = self.count_correct(self.graph.test_idx, 2)
-        totals = torch.tensor([cv, nv, ct, nt], dtype=torch.float64)
+        totals = torch.tensor([cv, nv, ct, nt, self._nonfinite_eval_batches], dtype=torch.float64)
         pg.all_reduce_sum(totals)
-        cv, nv, ct, nt = totals.tolist()
+        cv, nv, ct, nt, nonfinite = totals.tolist()
+        if nonfinite:  # the last update overflowed the weights: the next step would fail anyway,
+            # and the epoch-end checkpoint must not save them (every rank sees the same sum)
+            raise self.diverged(f"non-finite model outputs when evaluating epoch {self.pos.epoch} "
+                                f"(after its step {self.pos.step - 1}): not checkpointed")
         return {"val_acc": cv / nv if nv else float("nan"), "test_acc": ct / nt if nt else float("nan"),
                 "num_val": int(nv), "num_test": int(nt)}
 
@@ -230,7 +269,18 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state()},
         }
 
+    def diverged(self, what: str) -> DivergenceError:
+        """``what`` went wrong, which checkpoint a rerun (with a lower lr) resumes from, and how."""
+        found = list_checkpoints(self.run_dir)
+        kept = f"the last good checkpoint {found[-1].path} is kept" if found else "no checkpoint yet"
+        return DivergenceError(f"{what}; {kept}; lower optim.lr or set optim.grad_clip")
+
     def checkpoint(self) -> None:
+        # Parameters are identical on every rank (DDP), so every rank takes this branch:
+        # a last step that overflowed the weights must not replace a good checkpoint.
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise self.diverged(f"non-finite parameters at epoch {self.pos.epoch} step "
+                                f"{self.pos.step}: not checkpointed")
         if self.rank == 0:
             save_checkpoint(self.run_dir, self.state_dict(), self.pos.epoch, self.pos.step,
                             keep=self.cfg.train.keep_checkpoints)
@@ -242,14 +292,18 @@ class Trainer:
         if found is None:
             return
         state, ref = found
+        changes = check_resumable(state, config_to_dict(self.cfg), self.identity, str(ref.path))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        apply_optim_config(self.optimizer, self.scheduler, self.cfg.optim)  # the new lr wins
         self.pos = Position(**state["position"])
         self.best_state = state.get("best_model")
         self.metrics.truncate_after(self.pos.epoch)
         if self.rank == 0:
             log.warning("resumed from %s (epoch %d, step %d)", ref.path, self.pos.epoch, self.pos.step)
+            for key, before, after in changes:
+                log.warning("resumed with a changed config: %s was %r, now %r", key, before, after)
 
     def finish(self, wall_s: float) -> dict[str, Any]:
         final = {"event": "final", "best_epoch": self.pos.best_epoch, "val_acc": self.pos.best_val,

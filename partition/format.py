@@ -281,8 +281,12 @@ def load_partition(dataset_dir: str | Path, part_id: int, verify: bool = False) 
                      **arrays)
 
 
-def verify_dataset(dataset_dir: str | Path, parts: list[int] | None = None) -> None:
-    """Raise DatasetError naming the first bad file; ``parts`` limits the check to those parts."""
+def verify_dataset(dataset_dir: str | Path, parts: list[int] | None = None,
+                   cache_dir: str | Path | None = None) -> None:
+    """Raise DatasetError naming the first bad file; ``parts`` limits the check to those parts.
+
+    ``cache_dir`` remembers files already hashed, so a restarted run does not re-read them.
+    """
     from partition.verify import verify  # imported here: verify.py builds on this module
 
-    verify(Path(dataset_dir), parts)
+    verify(Path(dataset_dir), parts, Path(cache_dir) if cache_dir is not None else None)

@@ -13,6 +13,12 @@ until every part holds the mean ±5% (the cut grows by a few edges at most).
 
 k-way, not pymetis' default recursive bisection for ≤ 8 parts: k-way gives a lower
 cut and runs faster on large graphs, so the choice does not change with the part count.
+
+Memory: METIS needs ~85 bytes per undirected edge (2.4 GB peak at 10^7 edges, so ~20 GB
+at 10^8; ANCHORS: partitioner memory is what users hit first). With ``max_edges`` METIS
+runs on a uniform sample of the undirected edges (each edge kept or dropped as a whole,
+by a hash of its two ends and the seed, so the sample is symmetric and reproducible);
+vertex weights, refinement and the reported cut and balance use the full graph.
 """
 
 from __future__ import annotations
@@ -41,6 +47,45 @@ def vertex_weights(csr: CSR, train_mask: np.ndarray) -> np.ndarray:
     return w
 
 
+@njit(cache=True, nogil=True)
+def _keep(u: np.int64, v: np.int64, salt: np.uint64, threshold: np.uint64) -> bool:
+    a, b = (u, v) if u < v else (v, u)  # the same decision from both ends
+    z = np.uint64(a) * np.uint64(0x9E3779B97F4A7C15) ^ (np.uint64(b) + salt)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return (z ^ (z >> np.uint64(31))) < threshold
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _sample_rows(indptr, indices, salt, threshold):
+    n = indptr.shape[0] - 1
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for u in prange(n):
+        c = 0
+        for k in range(indptr[u], indptr[u + 1]):
+            c += _keep(u, indices[k], salt, threshold)
+        counts[u + 1] = c
+    out_ptr = np.cumsum(counts)
+    out = np.empty(out_ptr[n], dtype=np.int64)
+    for u in prange(n):
+        w = out_ptr[u]
+        for k in range(indptr[u], indptr[u + 1]):
+            if _keep(u, indices[k], salt, threshold):
+                out[w] = indices[k]
+                w += 1
+    return out_ptr, out
+
+
+def sample_edges(csr: CSR, max_edges: int, seed: int) -> CSR:
+    """A symmetric CSR keeping each undirected edge with probability ``max_edges / edges``."""
+    if csr.num_edges <= max_edges:
+        return csr
+    threshold = np.uint64(min(int(max_edges / csr.num_edges * 2.0**64), 2**64 - 1))
+    salt = np.uint64((seed * 0xD1B54A32D192ED03 + 1) % 2**64)
+    indptr, indices = _sample_rows(csr.indptr, csr.indices, salt, threshold)
+    return CSR(indptr, indices)
+
+
 def _check_parts(num_nodes: int, num_parts: int) -> None:
     if num_parts < 1:
         raise InputError(f"--num-parts: {num_parts} is not >= 1")
@@ -49,16 +94,22 @@ def _check_parts(num_nodes: int, num_parts: int) -> None:
 
 
 def metis_partition(csr: CSR, num_parts: int, train_mask: np.ndarray, seed: int,
-                    tolerance: float = TRAIN_TOLERANCE) -> np.ndarray:
-    """int32 [N] part of every node: METIS k-way, then train-node balance refinement."""
+                    tolerance: float = TRAIN_TOLERANCE, max_edges: int | None = None) -> np.ndarray:
+    """int32 [N] part of every node: METIS k-way, then train-node balance refinement.
+
+    ``max_edges``: run METIS on at most about this many sampled undirected edges.
+    """
     _check_parts(csr.num_nodes, num_parts)
     if num_parts == 1:
         return np.zeros(csr.num_nodes, dtype=np.int32)
     import pymetis  # imported here: loading a dataset must not need it
 
-    adjacency = pymetis.CSRAdjacency(np.ascontiguousarray(csr.indptr, dtype=np.int64),
-                                     np.ascontiguousarray(csr.indices, dtype=np.int64))
-    result = pymetis.part_graph(num_parts, adjacency, vweights=vertex_weights(csr, train_mask),
+    weights = vertex_weights(csr, train_mask)  # full-graph degrees: balance the real edges
+    sample = csr if max_edges is None else sample_edges(csr, max_edges, seed)
+    adjacency = pymetis.CSRAdjacency(np.ascontiguousarray(sample.indptr, dtype=np.int64),
+                                     np.ascontiguousarray(sample.indices, dtype=np.int64))
+    del sample
+    result = pymetis.part_graph(num_parts, adjacency, vweights=weights,
                                 recursive=False, options=pymetis.Options(seed=seed))
     parts = np.frombuffer(result.vertex_part, dtype=np.int64).astype(np.int32)
     return balance_train_nodes(csr, parts, train_mask, num_parts, tolerance)

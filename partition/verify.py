@@ -5,10 +5,21 @@ then the meaning of the arrays: ids in range, sorted id lists, a monotone ``indp
 that ends at ``len(indices)``, splits among inner nodes, counts equal to the manifest.
 The first failure raises :class:`DatasetError` naming the file: a truncated copy, a
 flipped bit or a hand-edited shard is reported before a trainer maps it.
+
+Hashing is the expensive part (every byte of a feature matrix that may be 100 GB), and a
+trainer restarted after a dead rank would pay it again on every restart. With a
+``cache_dir`` each file is hashed once: a stamp records the file's size, mtime, ctime
+and inode next to the digest it matched, and a file whose stat still agrees is not
+re-read. Any write to the file (even one that restores the mtime) changes its ctime,
+so a modified shard is always re-hashed; only silent media corruption is not re-checked.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +38,41 @@ from partition.format import (
 from partition.npy_stream import read_npy_header, sha256_file
 
 
-def _check_file(d: Path, manifest: dict, rel: str) -> None:
+@dataclass(frozen=True)
+class HashCache:
+    """Stamps of files whose sha256 matched the manifest, one small file per data file."""
+
+    directory: Path
+
+    @staticmethod
+    def _signature(path: Path, sha256: str) -> str:
+        st = path.stat()
+        return f"{path.resolve()} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} {sha256}"
+
+    def _stamp(self, path: Path, sha256: str) -> Path:
+        key = hashlib.sha256(f"{path.resolve()} {sha256}".encode()).hexdigest()[:32]
+        return self.directory / f"{key}.ok"
+
+    def hit(self, path: Path, sha256: str) -> bool:
+        try:
+            return self._stamp(path, sha256).read_text() == self._signature(path, sha256)
+        except OSError:
+            return False
+
+    def remember(self, path: Path, sha256: str) -> None:
+        """Best effort: a cache that cannot be written only costs a re-hash next time."""
+        stamp = self._stamp(path, sha256)
+        tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(self._signature(path, sha256))
+            os.replace(tmp, stamp)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
+def _check_file(d: Path, manifest: dict, rel: str, cache: HashCache | None = None) -> None:
     path, record = d / rel, manifest["files"].get(rel)
     if record is None:
         raise DatasetError(f"{d / MANIFEST}: lists no file {rel}")
@@ -44,8 +89,12 @@ def _check_file(d: Path, manifest: dict, rel: str) -> None:
     if list(shape) != list(record["shape"]) or dtype.str != record["dtype"]:
         raise DatasetError(f"{path}: header says {dtype.str}{list(shape)} but the manifest says "
                            f"{record['dtype']}{record['shape']}")
+    if cache is not None and cache.hit(path, record["sha256"]):
+        return
     if sha256_file(path) != record["sha256"]:
         raise DatasetError(f"{path}: sha256 does not match the manifest (corrupt file)")
+    if cache is not None:
+        cache.remember(path, record["sha256"])
 
 
 def _require(ok: bool, path: Path, what: str) -> None:
@@ -104,8 +153,11 @@ def _check_node_part(d: Path, manifest: dict) -> None:
              "part sizes differ from the manifest's num_inner")
 
 
-def verify(d: Path, parts: list[int] | None = None) -> None:
-    """Check the whole dataset, or only ``parts`` (then node_part.npy is skipped)."""
+def verify(d: Path, parts: list[int] | None = None, cache_dir: Path | None = None) -> None:
+    """Check the whole dataset, or only ``parts`` (then node_part.npy is skipped).
+
+    ``cache_dir``: where to keep stamps of files already hashed (see the module doc).
+    """
     manifest = load_manifest(d)
     num_parts = manifest["num_parts"]
     for p in parts or []:
@@ -113,8 +165,9 @@ def verify(d: Path, parts: list[int] | None = None) -> None:
             raise DatasetError(f"{d}: part {p} out of range [0, {num_parts})")
     ids = list(range(num_parts)) if parts is None else [int(p) for p in parts]
     rels = ([NODE_PART] if parts is None else []) + [part_file(p, n) for p in ids for n in PART_ARRAYS]
+    cache = HashCache(Path(cache_dir)) if cache_dir is not None else None
     for rel in rels:
-        _check_file(d, manifest, rel)
+        _check_file(d, manifest, rel, cache)
     for p in ids:
         _check_part(d, manifest, p)
     if parts is None:

@@ -22,8 +22,8 @@ def test_plan_is_a_function_of_seed_rank_epoch():
     a = plan_epoch(train, 100, 10, seed=3, rank=1, epoch=2, num_local=1000)
     b = plan_epoch(train, 100, 10, seed=3, rank=1, epoch=2, num_local=1000)
     c = plan_epoch(train, 100, 10, seed=3, rank=1, epoch=3, num_local=1000)
-    assert all(np.array_equal(x.seeds, y.seeds) and x.sample_seed == y.sample_seed for x, y in zip(a, b))
-    assert not all(np.array_equal(x.seeds, y.seeds) for x, y in zip(a, c))
+    assert all(np.array_equal(x.seeds, y.seeds) and x.sample_seed == y.sample_seed for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x.seeds, y.seeds) for x, y in zip(a, c, strict=True))
 
 
 def test_rank_without_training_nodes_gets_zero_weight_batches():

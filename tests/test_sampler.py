@@ -157,3 +157,13 @@ def test_constructor_rejects_bad_arguments(graph):
         NeighborSampler(indptr, indices, [2], degree=np.zeros(600, dtype=np.int64))
     with pytest.raises(ValueError, match="indptr"):
         NeighborSampler(indptr, indices[:-1], [2])
+
+
+@pytest.mark.parametrize("fanouts", [[4, 3], [2, 2, 2], [-1, 3]])
+def test_target_ptr_is_the_csr_of_edges_by_target(graph, fanouts):
+    indptr, indices = graph
+    sub = NeighborSampler(indptr, indices, fanouts).sample(np.arange(0, 600, 13), seed=3)
+    targets = sub.nodes_through_hop(len(fanouts) - 1)
+    ptr, dst = sub.target_ptr.numpy(), sub.edge_index[1].numpy()
+    assert ptr.shape == (targets + 1,) and ptr[0] == 0 and ptr[-1] == dst.shape[0]
+    assert np.array_equal(np.repeat(np.arange(targets), np.diff(ptr)), dst)

@@ -1,0 +1,39 @@
+"""Run ``giantgcn-train`` in this process and record its peak RSS on exit (a benchmark shim).
+
+    torchrun --nproc-per-node 2 benchmarks/rank_rss.py OUT_DIR --data ... [key=value ...]
+
+torchrun starts one copy per rank; each writes ``OUT_DIR/rss-rank<R>.json`` with its own
+``ru_maxrss`` (resident pages, mapped shard files included), so a benchmark sees every
+rank's peak instead of only the largest child's that ``wait4`` on torchrun would give.
+It also records the RSS right after the imports (torch, PyG, numba: the part of a
+rank's memory that no partitioning can shrink).
+The library is untouched: this file only wraps ``dist_train.cli.main``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    rank = int(os.environ.get("RANK", "0"))
+    from dist_train.cli import main as train_main
+
+    with open("/proc/self/statm") as f:
+        after_imports_mib = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    try:
+        return train_main(sys.argv[2:])
+    finally:
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"rss-rank{rank}.json").write_text(json.dumps(
+            {"rank": rank, "peak_rss_mib": peak_mib, "after_imports_mib": after_imports_mib}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

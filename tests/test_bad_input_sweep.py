@@ -1,0 +1,155 @@
+"""Every row of README.md's "What bad input looks like" table, run for real.
+
+The README table is the source of truth and this test reads it (so the two cannot drift
+apart): each row's command runs as a subprocess with the capitalised names replaced by
+paths to prepared inputs, and the test asserts the exit status, exactly one
+``<prog>: error: ...`` line equal to the row's text (``…`` matches anything), no
+traceback, and nothing else on stderr but the trainer's own ``[rank N] LEVEL`` log lines.
+To add a case, add a row to the README; a new capitalised name needs a builder here.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fault_helpers import TINY, clean_env, flip_byte, make_dataset, run
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SECTION = "## What bad input looks like"
+ROW = re.compile(r"^\| (?P<what>[^|]+?) \| `(?P<cmd>[^`]+)` \| (?P<code>\d+) \| `(?P<line>.+)` \|$")
+PROGRAMS = {"giantgcn-partition": "partition", "giantgcn-train": "dist_train"}
+LOG_LINE = re.compile(r"^\[rank \d+\] (INFO|WARNING) ")
+
+
+@dataclass(frozen=True)
+class Row:
+    what: str
+    command: str
+    exit_code: int
+    line: str
+
+
+def read_rows(readme: Path = README) -> list[Row]:
+    text = readme.read_text()
+    assert SECTION in text, f"{readme} has no section {SECTION!r}"
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    rows = [ROW.match(line) for line in section.splitlines() if line.startswith("| ")]
+    rows = [m for m in rows if m]  # the header and separator do not match
+    assert len(rows) >= 40, f"only {len(rows)} rows parsed from {readme}"
+    return [Row(m["what"], m["cmd"], int(m["code"]), m["line"]) for m in rows]
+
+
+ROWS = read_rows()
+
+
+# ---- the named inputs -------------------------------------------------------------------
+
+
+def _copy_with(data: Path, out: Path, damage: Callable[[Path], None]) -> Path:
+    shutil.copytree(data, out)
+    damage(out)
+    return out
+
+
+def _truncate(ds: Path) -> None:
+    f = ds / "part-00000" / "indices.npy"
+    f.write_bytes(f.read_bytes()[:-8])
+
+
+def _old_version(ds: Path) -> None:
+    m = ds / "manifest.json"
+    m.write_text(m.read_text().replace('"format_version": 1', '"format_version": 2'))
+
+
+def _bad_npy(out: Path) -> Path:
+    import numpy as np
+
+    out.mkdir()
+    np.save(out / "edge_index.npy", np.array([[0, 1], [1, 2]]))
+    np.save(out / "x.npy", np.zeros(3, np.float32))
+    np.save(out / "y.npy", np.zeros(3, np.int64))
+    return out
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bad-input")
+    data = make_dataset(root / "dataset", TINY)
+    named = {
+        "DATASET": data,
+        "OTHER_DATASET": make_dataset(root / "other", TINY + ",seed=1"),
+        "CORRUPT_DATASET": _copy_with(data, root / "corrupt",
+                                      lambda d: flip_byte(d / "part-00001" / "x.npy")),
+        "TRUNCATED_DATASET": _copy_with(data, root / "truncated", _truncate),
+        "OLD_DATASET": _copy_with(data, root / "old", _old_version),
+        "NOT_A_DATASET": root / "not-a-dataset",
+        "A_FILE": _write(root / "a-file", "not a directory\n"),
+        "MISSING": root / "missing",
+        "BAD_NPY": _bad_npy(root / "bad-npy"),
+        "BAD_KEY_YAML": _write(root / "bad-key.yaml", "optim:\n  lrr: 0.1\n"),
+        "BAD_SYNTAX_YAML": _write(root / "bad-syntax.yaml", "optim: [lr: 0.1\n"),
+    }
+    named["NOT_A_DATASET"].mkdir()
+    (named["NOT_A_DATASET"] / "notes.txt").write_text("stray\n")
+    finished = root / "finished-run"
+    res = run([sys.executable, "-m", "dist_train", "--data", str(data), "--out", str(finished),
+               "train.epochs=1"], timeout=120)  # the default model: the rows name its sizes
+    assert res.returncode == 0, res.stderr[-3000:]
+    named["FINISHED_RUN"] = finished
+    return named
+
+
+def _names(inputs: dict[str, Path], tmp: Path) -> dict[str, str]:
+    """Every capitalised name to its path; runs a row may change are fresh copies."""
+    names = {k: str(v) for k, v in inputs.items()}
+    names["FINISHED_RUN"] = str(shutil.copytree(inputs["FINISHED_RUN"], tmp / "finished-run"))
+    names["OUT"], names["RUN"] = str(tmp / "out"), str(tmp / "run")
+    return names
+
+
+def _substitute(text: str, names: dict[str, str]) -> str:
+    return re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m[1]], text)
+
+
+def _command(row: Row, names: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    words = shlex.split(_substitute(row.command, names))
+    env = clean_env()
+    while "=" in words[0]:  # VAR=value prefixes, as in a shell
+        key, value = words.pop(0).split("=", 1)
+        env[key] = value
+    return [sys.executable, "-m", PROGRAMS[words[0]], *words[1:]], env
+
+
+def _pattern(line: str, names: dict[str, str]) -> re.Pattern[str]:
+    parts = _substitute(line, names).split("…")
+    return re.compile(".+?".join(re.escape(p) for p in parts))
+
+
+def _marks(row: Row) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if "giantgcn-train" in row.command else []  # imports torch
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.what, marks=_marks(r)) for r in ROWS])
+def test_bad_input_gives_one_line(row: Row, inputs, tmp_path):
+    names = _names(inputs, tmp_path)
+    cmd, env = _command(row, names)
+    res = run(cmd, timeout=120, env=env)
+    prog = row.line.split(":", 1)[0]
+    errors = [line for line in res.stderr.splitlines() if line.startswith(f"{prog}: error: ")]
+    other = [line for line in res.stderr.splitlines()
+             if line not in errors and not LOG_LINE.match(line)]
+    assert res.returncode == row.exit_code, res.stderr[-3000:]
+    assert len(errors) == 1 and not other and "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert _pattern(row.line, names).fullmatch(errors[0]), f"\n got: {errors[0]}\nwant: {row.line}"
