@@ -49,6 +49,32 @@ def check_out_dir(out: Path, force: bool) -> None:
         raise InputError(f"--out {out}: cannot write in {base} (permission denied)")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete ``.<name>.tmp-<pid>-*`` siblings left by a killed run whose pid is gone.
+
+    A SIGKILL cannot clean up after itself, and on a giant graph the leftover is as big
+    as the dataset. Only dead writers' folders go (the pid is checked on this host), so
+    a run still writing into the same parent is never touched.
+    """
+    removed = []
+    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = tmp.name[len(out.name) + 6:].split("-", 1)[0]
+        if tmp.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -87,6 +113,7 @@ def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     check_out_dir(out, force)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
         tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         tmp.mkdir()
     except OSError as err:

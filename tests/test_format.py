@@ -202,3 +202,17 @@ def test_bad_part_id_and_missing_dir(dataset, tmp_path):
         load_manifest(tmp_path / "nope")
     part = load_partition(dataset, 2, verify=True)
     assert part.num_local == part.num_inner + part.num_halo
+
+
+def test_a_dead_writers_scratch_is_removed_a_live_ones_kept(graph, tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".ds.tmp-{dead.pid}-abcd"
+    live = tmp_path / f".ds.tmp-{__import__('os').getpid()}-beef"
+    other = tmp_path / ".other.tmp-1-cafe"
+    for d in (stale, live, other):
+        d.mkdir()
+    _write(graph, tmp_path / "ds")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ds", live.name, other.name])

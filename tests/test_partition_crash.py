@@ -71,5 +71,7 @@ def test_sigkill_at_each_stage_leaves_nothing_that_looks_complete(stage_midpoint
     assert all(p.name.startswith(".") for p in tmp_path.iterdir() if p.name != "partition.log")
     rerun = run(_cmd(out, *(["--force"] if stage in ("csr", "write") else [])), timeout=120)
     assert rerun.returncode == 0, rerun.stderr
+    # the rerun deleted the killed run's scratch: a giant graph's leftovers are dataset-sized
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "partition.log"]
     verify = run([sys.executable, "-m", "partition", "--verify", str(out)], timeout=60)
     assert verify.returncode == 0 and "OK" in verify.stdout, verify.stderr
