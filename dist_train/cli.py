@@ -9,6 +9,7 @@ error everywhere instead of a hang at the first collective.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import logging
 import sys
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     install_stop_handlers(stop)
     device = pg.init_distributed(world, device=cfg.dist.device, backend=cfg.dist.backend,
                                  timeout_s=cfg.dist.timeout_s, init_timeout_s=cfg.dist.init_timeout_s)
+    trainer: Trainer | None = None
     try:
         graph, manifest, mine = None, None, []
         error = None
@@ -150,6 +152,12 @@ def run(args: argparse.Namespace) -> int:
                   f"test {final['test_acc']:.4f}; metrics in {run_dir / 'metrics.jsonl'}")
         return 0
     finally:
+        # DDP's reducer holds a reference to the process group. Freed after the group is
+        # destroyed, it runs gloo's blocking destructor with the GIL held while gloo's
+        # worker thread needs the GIL to free a finished work's tensors: a rank that hangs
+        # after the final line (seen 1 run in ~12; pytorch#56297). Free it first.
+        trainer = None
+        gc.collect()
         pg.destroy_distributed()
 
 

@@ -181,9 +181,15 @@ class DistConfig:
     init_timeout_s: float | None = None
     """Seconds ranks wait for each other at start-up (rendezvous), for clusters where a
     rank may start late; None = ``timeout_s``."""
+    threads: int = 1
+    """torch intra-op threads per rank; 0 = torch's own default (OMP_NUM_THREADS, else every
+    core). 1 because a rank's other busy thread is the prefetch thread (sampling, gathering)
+    and the model's dense ops are too small to gain: 1 rank on 2 cores ran an epoch in
+    0.85 s with 1 thread, 1.4 s with 2 (benchmarks/README.md)."""
 
     def __post_init__(self) -> None:
         s = self.section
+        _check(self.threads >= 0, s, "threads", f"{self.threads} is not >= 0")
         _check(self.timeout_s > 0, s, "timeout_s", f"{self.timeout_s} is not > 0")
         _check(self.init_timeout_s is None or self.init_timeout_s > 0, s, "init_timeout_s",
                f"{self.init_timeout_s} is not > 0")

@@ -72,6 +72,8 @@ class Trainer:
         self.device, self.run_dir = device, run_dir
         self.stop = stop or StopFlag()
         self.identity = identity or {}
+        if cfg.dist.threads:
+            torch.set_num_threads(cfg.dist.threads)  # leave a core to the prefetch thread
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         m = cfg.model
         self.model = build_model(m.arch, graph.x.shape[1], m.hidden, num_classes, m.num_layers,

@@ -8,6 +8,7 @@ a test decides exactly which rank gets which training nodes.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 from pathlib import Path
 
@@ -16,7 +17,10 @@ import pytest
 import torch
 from dist_helpers import run_ranks
 from partition_helpers import clustered_edges, make_source
+from torch.nn.parallel import DistributedDataParallel as DDP
 
+from dist_train import cli
+from dist_train import process_group as pg
 from dist_train.cli import prepare_rank
 from dist_train.config import load_config
 from dist_train.env import World
@@ -129,3 +133,22 @@ def test_an_early_stopped_run_is_not_trained_further_when_run_again(tmp_path):
     after = _records(run)
     assert [r for r in after if r.get("event") is None] == [r for r in before if r.get("event") is None]
     assert sum(r.get("event") == "final" for r in after) == 1
+
+
+def test_the_cli_frees_ddp_before_it_destroys_the_process_group(tmp_path, monkeypatch):
+    # Freed later, DDP's reducer runs gloo's blocking destructor with the GIL held: a rank
+    # that can hang after its final line (pytorch#56297). Here: one plain process.
+    data = write_parts(tmp_path / "ds", [600], np.arange(0, N, 3))
+    live_ddp: list[int] = []
+    destroy = pg.destroy_distributed
+
+    def checked_destroy() -> None:
+        live_ddp.append(sum(isinstance(o, DDP) for o in gc.get_objects()))
+        destroy()
+
+    monkeypatch.setattr(pg, "destroy_distributed", checked_destroy)
+    monkeypatch.setattr(cli, "install_stop_handlers", lambda flag: None)  # leave pytest's signals alone
+    for var in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli.main(["--data", str(data), "--out", str(tmp_path / "run"), *SMALL, "train.epochs=1"]) == 0
+    assert live_ddp == [0]

@@ -123,6 +123,7 @@ def test_a_run_resumes_from_a_mid_run_checkpoint_to_the_same_model(data, finishe
 
 
 @pytest.mark.multiproc
+@pytest.mark.slow
 def test_giantgcn_train_as_one_plain_process_merges_every_part(data, tmp_path):
     out = tmp_path / "run"
     res = run([str(BIN / "giantgcn-train"), *train_args(data, out, "train.epochs=1", config=None)[2:]],
