@@ -87,6 +87,20 @@ def test_metis_finds_communities(medium):
     assert metis_cut < 0.875 / 3  # a random 8-way partition cuts ~87.5%
 
 
+def _metis_cut(spec: SyntheticSpec, parts_n: int = 8) -> float:
+    indptr, indices = undirected_csr(spec.nodes, *edges_of(make_synthetic(spec)))
+    _, parts = pymetis.part_graph(parts_n, pymetis.CSRAdjacency(indptr, indices),
+                                  options=pymetis.Options(seed=0), recursive=False)
+    src = np.repeat(np.arange(spec.nodes), np.diff(indptr))
+    return float((np.asarray(parts)[src] != np.asarray(parts)[indices]).mean())
+
+
+def test_local_sets_how_partitionable_the_graph_is():
+    base = dict(nodes=20_000, degree=12, classes=8, seed=5)
+    cuts = [_metis_cut(SyntheticSpec(**base, local=loc)) for loc in (0.5, 0.85, 0.99)]
+    assert cuts[0] > 1.5 * cuts[1] > 1.5 * 1.5 * cuts[2], cuts
+
+
 def test_parse_spec():
     assert parse_synthetic_spec("") == SyntheticSpec()
     spec = parse_synthetic_spec("nodes=1e6, degree=20,seed=3,homophily=0.5,train=0.5,val=0.25")
