@@ -90,6 +90,12 @@ def csr_aggregate(x: torch.Tensor, ptr: torch.Tensor, src: torch.Tensor, weight:
     weight, self_weight = weight.to(x.dtype), self_weight.to(x.dtype)
     if x.device.type == "cpu":
         return _CsrAggregate.apply(x, ptr, src, weight, self_weight)
+    return sparse_aggregate(x, ptr, src, weight, self_weight)
+
+
+def sparse_aggregate(x: torch.Tensor, ptr: torch.Tensor, src: torch.Tensor, weight: torch.Tensor,
+                     self_weight: torch.Tensor) -> torch.Tensor:
+    """The same sum as a torch sparse CSR product: the GPU path (numba kernels are CPU-only)."""
     num_targets = ptr.shape[0] - 1
     adj = torch.sparse_csr_tensor(ptr, src, weight, size=(num_targets, x.shape[0]))
     return adj @ x + self_weight[:, None] * x[:num_targets]
