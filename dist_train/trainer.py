@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dist_train import process_group as pg
-from dist_train.batches import eval_batches, local_num_batches, mix_seed, plan_epoch
+from dist_train.batches import local_num_batches, mix_seed, plan_epoch
 from dist_train.checkpoint import (
     atomic_write,
     list_checkpoints,
@@ -29,6 +29,7 @@ from dist_train.checkpoint import (
     save_checkpoint,
 )
 from dist_train.config import Config, config_to_dict
+from dist_train.evaluate import distributed_eval
 from dist_train.metrics import EpochTimer, MetricsLog, progress_bar
 from dist_train.model import build_model
 from dist_train.prefetch import Prefetcher
@@ -93,7 +94,6 @@ class Trainer:
         self.metrics = MetricsLog(run_dir, enabled=rank == 0)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._stop_requested = False
-        self._nonfinite_eval_batches = 0
 
     # ---- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -216,36 +216,15 @@ class Trainer:
         return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
 
     # ---- evaluation -----------------------------------------------------------------
-    @torch.no_grad()
-    def count_correct(self, idx: Any, tag: int) -> tuple[int, int]:
-        """Correct predictions and count over this rank's inner nodes ``idx``."""
-        self.model.eval()  # the bare module: DDP forward would add collectives per batch
-        batches = eval_batches(idx, self.cfg.sampler.eval_batch_size)
-        seeds = [mix_seed(self.cfg.train.seed, tag, i) for i in range(len(batches))]
-        correct = 0
-        # One batch ahead, not sampler.prefetch: full-neighbourhood eval batches are 10-50x
-        # a training batch, and a deep queue of them set the rank's peak memory.
-        with Prefetcher(self.eval_sampler, self.graph.x, self.graph.y, batches, seeds, self.device,
-                        depth=1) as it:
-            for batch in it:
-                logits = self.model(batch.x, batch.subgraph)
-                self._nonfinite_eval_batches += int(not bool(torch.isfinite(logits).all()))
-                correct += int((logits.argmax(dim=-1) == batch.y).sum())
-        return correct, int(idx.shape[0])
-
     def evaluate(self) -> dict[str, float]:
-        self._nonfinite_eval_batches = 0
-        cv, nv = self.count_correct(self.graph.val_idx, 1)
-        ct, nt = self.count_correct(self.graph.test_idx, 2)
-        totals = torch.tensor([cv, nv, ct, nt, self._nonfinite_eval_batches], dtype=torch.float64)
-        pg.all_reduce_sum(totals)
-        cv, nv, ct, nt, nonfinite = totals.tolist()
-        if nonfinite:  # the last update overflowed the weights: the next step would fail anyway,
-            # and the epoch-end checkpoint must not save them (every rank sees the same sum)
+        result = distributed_eval(self.model, self.eval_sampler, self.graph, self.cfg.sampler.eval_batch_size,
+                          self.cfg.train.seed, self.device)
+        if result.nonfinite_batches:  # the last update overflowed the weights: the next step
+            # would fail anyway, and the epoch-end checkpoint must not save them (every rank
+            # sees the same all-reduced count)
             raise self.diverged(f"non-finite model outputs when evaluating epoch {self.pos.epoch} "
                                 f"(after its step {self.pos.step - 1}): not checkpointed")
-        return {"val_acc": cv / nv if nv else float("nan"), "test_acc": ct / nt if nt else float("nan"),
-                "num_val": int(nv), "num_test": int(nt)}
+        return result.record()
 
     def evaluate_and_track(self, epoch: int) -> dict[str, float]:
         result = self.evaluate()
