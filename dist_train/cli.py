@@ -25,7 +25,7 @@ from dist_train.shards import LocalGraph, assign_parts, load_local_graph
 from dist_train.signals import EXIT_REQUEUE, StopFlag, install_stop_handlers
 from dist_train.trainer import DivergenceError, Preempted, Trainer
 from partition import load_manifest, verify_dataset
-from partition.errors import InputError
+from partition.errors import InputError, print_error_line
 
 PROG = "giantgcn-train"
 
@@ -165,16 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(parse_args(argv))
     except InputError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print_error_line(f"{PROG}: error: {err}")
         return InputError.exit_code
     except Preempted as err:
-        print(f"{PROG}: {err}; exiting with {EXIT_REQUEUE} so the job is requeued", file=sys.stderr)
+        print_error_line(f"{PROG}: {err}; exiting with {EXIT_REQUEUE} so the job is requeued")
         return EXIT_REQUEUE
     except DivergenceError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print_error_line(f"{PROG}: error: {err}")
         return 3
     except pg.DistributedError as err:  # a rank missing at start-up, or dead / hung mid-run
-        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print_error_line(f"{PROG}: error: {' '.join(str(err).split())}")
         return 1
 
 

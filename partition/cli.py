@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from partition.errors import InputError
+from partition.errors import InputError, print_error_line
 
 PROG = "giantgcn-partition"
 METHODS = ("metis", "random")
@@ -145,13 +145,13 @@ def _main(argv: list[str] | None) -> int:
         _validate(args)
         return _verify(args) if args.verify is not None else _partition(args)
     except InputError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print_error_line(f"{PROG}: error: {err}")
         return err.exit_code
     except OSError as err:
         if err.filename is None:
             raise  # not about a path the user gave: a real bug, let it show
-        print(f"{PROG}: error: {err.filename}: {err.strerror}", file=sys.stderr)
+        print_error_line(f"{PROG}: error: {err.filename}: {err.strerror}")
         return 2
     except KeyboardInterrupt as err:
-        print(f"{PROG}: interrupted; the partial output was removed", file=sys.stderr)
+        print_error_line(f"{PROG}: interrupted; the partial output was removed")
         return 143 if isinstance(err, _Terminated) else 130

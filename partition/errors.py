@@ -23,3 +23,16 @@ class InputError(Exception):
 
 class DatasetError(InputError):
     """A dataset directory that is missing, incomplete, corrupt or of another version."""
+
+
+def print_error_line(line: str) -> None:
+    """Write ``line`` and its newline to stderr in one write.
+
+    ``print`` writes the text and the newline separately; with unbuffered stderr
+    (torchrun, ``PYTHONUNBUFFERED``) two ranks sharing a pipe then glue their lines
+    together. One write of under PIPE_BUF bytes to a pipe is atomic.
+    """
+    import sys
+
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
