@@ -18,6 +18,8 @@ from typing import Protocol
 import numpy as np
 from numba import njit
 
+from partition.csr import dedupe_sorted_rows, sort_rows
+
 ROW_BLOCK = 1 << 16
 """Feature rows copied per block."""
 
@@ -53,27 +55,6 @@ def _fill_rows(loc, num_inner_part, indptr, indices, num_inner, cursor, out):
             cursor[m] = c
 
 
-@njit(cache=True, nogil=True)
-def _sort_dedupe_rows(indptr, indices):
-    """Sort every row and squeeze out repeats in place; returns the new row pointer."""
-    n = indptr.shape[0] - 1
-    out_ptr = np.empty(n + 1, dtype=np.int64)
-    out_ptr[0] = 0
-    w = 0
-    for r in range(n):
-        lo, hi = indptr[r], indptr[r + 1]
-        indices[lo:hi].sort()  # rows are read before anything is written at or past w <= lo
-        prev = -1
-        for k in range(lo, hi):
-            v = indices[k]
-            if v != prev:
-                indices[w] = v
-                w += 1
-                prev = v
-        out_ptr[r + 1] = w
-    return out_ptr
-
-
 def merged_csr(parts: Sequence[PartLike], locs: Sequence[np.ndarray], num_nodes: int,
                num_inner: int) -> tuple[np.ndarray, np.ndarray]:
     """(indptr, indices) of the merged graph in merged ids; ``locs[p]`` maps part p's local ids."""
@@ -86,8 +67,9 @@ def merged_csr(parts: Sequence[PartLike], locs: Sequence[np.ndarray], num_nodes:
     for p, loc in zip(parts, locs, strict=True):
         _fill_rows(loc, int(p.num_inner), p.indptr, p.indices, num_inner, cursor, indices)
     del cursor
-    indptr = _sort_dedupe_rows(indptr, indices)
-    indices.resize(int(indptr[-1]), refcheck=False)  # halo rows shrank: drop the tail in place
+    sort_rows(indptr, indices)  # the same clean-up as partition's CSR build
+    nnz = dedupe_sorted_rows(indptr, indices)
+    indices.resize(nnz, refcheck=False)  # halo rows shrank: drop the tail in place
     return indptr, indices
 
 

@@ -80,13 +80,13 @@ def _fill(src: np.ndarray, dst: np.ndarray, cursor: np.ndarray, indices: np.ndar
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _sort_rows(indptr: np.ndarray, indices: np.ndarray) -> None:
+def sort_rows(indptr: np.ndarray, indices: np.ndarray) -> None:
     for r in prange(indptr.shape[0] - 1):
         indices[indptr[r]:indptr[r + 1]].sort()
 
 
 @njit(cache=True, nogil=True)
-def _dedupe(indptr: np.ndarray, indices: np.ndarray) -> int:
+def dedupe_sorted_rows(indptr: np.ndarray, indices: np.ndarray) -> int:
     """Drop repeats from sorted rows, compact leftwards; rewrites indptr; returns new nnz."""
     out = 0
     lo = indptr[0]
@@ -147,7 +147,7 @@ def build_csr(num_nodes: int, edge_chunks: EdgeChunks,
         s, d = kept.pop()
         _fill(s, d, cursor, indices)
     del cursor
-    _sort_rows(indptr, indices)
-    nnz = _dedupe(indptr, indices)
+    sort_rows(indptr, indices)
+    nnz = dedupe_sorted_rows(indptr, indices)
     indices.resize(nnz, refcheck=False)  # shrinks in place: no second copy of indices
     return CSR(indptr=indptr, indices=indices)
