@@ -22,9 +22,10 @@ when it narrows. ``A (X W) = (A X) W``, so the result is the same.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
-from torch_geometric.nn import GCNConv, SAGEConv
 
 from dist_train.csr_ops import csr_aggregate, relu_dropout
 from dist_train.sampler import SampledSubgraph
@@ -78,10 +79,16 @@ class GNN(nn.Module):
         self.norms = nn.ModuleList(_make_norm(norm, hidden) for _ in range(num_layers - 1))
 
     def _make_conv(self, in_dim: int, out_dim: int) -> nn.Module:
+        # PyG is imported only where its layers run: it costs ~110 MiB of RSS per rank
         if self.arch == "sage":
+            from torch_geometric.nn import SAGEConv
+
             return SAGEConv(in_dim, out_dim, aggr="mean")
-        exact = self.gcn_norm == "global"
-        return GCNConv(in_dim, out_dim, normalize=not exact, add_self_loops=not exact)
+        if self.gcn_norm == "global":
+            return GlobalGCNLayer(in_dim, out_dim)
+        from torch_geometric.nn import GCNConv
+
+        return GCNConv(in_dim, out_dim)
 
     @property
     def num_layers(self) -> int:
@@ -123,6 +130,26 @@ class GNN(nn.Module):
         else:
             out = csr_aggregate(conv.lin(x), *args)
         return out if conv.bias is None else out + conv.bias
+
+
+class GlobalGCNLayer(nn.Module):
+    """``GCNConv``'s parameters (``lin.weight``, ``bias``) without PyG's message passing.
+
+    The "global" GCN only uses them (``GNN._conv`` propagates along the CSR), so this
+    layer is a drop-in with the same state dict and, for the same torch seed, the same
+    initial weights: PyG's ``GCNConv`` draws its glorot weights twice (once when its
+    ``Linear`` is built, once in its own ``reset_parameters``), and so does this.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.lin = nn.utils.skip_init(nn.Linear, in_channels, out_channels, bias=False)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        bound = math.sqrt(6.0 / (in_channels + out_channels))
+        with torch.no_grad():
+            for _ in range(2):
+                self.lin.weight.uniform_(-bound, bound)
 
 
 def _target_ptr(sub: SampledSubgraph, n_dst: int) -> torch.Tensor:

@@ -110,3 +110,28 @@ def test_rejects_mismatches(data):
         make("gcn", 2)(x[bare.node_ids], bare)
     with pytest.raises(ValueError, match="arch"):
         GNN("gat", 4, 4, 2, 2, 0.0)
+
+
+@pytest.mark.parametrize("in_dim,out_dim", [(12, 16), (128, 7)])
+def test_global_gcn_layer_starts_as_gcnconv_does(in_dim, out_dim):
+    from dist_train.model import GlobalGCNLayer
+
+    torch.manual_seed(11)
+    ref = GCNConv(in_dim, out_dim, normalize=False, add_self_loops=False)
+    after_ref = torch.rand(4)
+    torch.manual_seed(11)
+    ours = GlobalGCNLayer(in_dim, out_dim)
+    after_ours = torch.rand(4)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    assert all(torch.equal(ours.state_dict()[k], v) for k, v in ref.state_dict().items())
+    assert torch.equal(after_ours, after_ref)  # same RNG draws: the rest of the run is unchanged
+
+
+def test_the_default_model_does_not_import_pyg():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dist_train.model import build_model; "
+            "build_model('gcn', 8, 16, 3, 2, 0.5); "
+            "sys.exit('torch_geometric' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
