@@ -113,6 +113,24 @@ class GNN(nn.Module):
                 x = relu_dropout(self.norms[i](x), self.dropout, self.training)
         return x[: sub.num_seeds]
 
+    @property
+    def layerwise_exact(self) -> bool:
+        """True when a layer's output at a node depends only on that node's row and its
+        neighbours' inputs, so layers can be evaluated one at a time over the whole graph
+        (``dist_train.layerwise``). PyG's "sampled" GCN normalises by subgraph degrees."""
+        return self.arch == "sage" or self.gcn_norm == "global"
+
+    def layer(self, i: int, x: torch.Tensor, sub: SampledSubgraph) -> torch.Tensor:
+        """Layer ``i`` alone, from ``x`` (aligned with ``sub.node_ids``) to ``sub``'s seeds,
+        over all of ``sub``'s edges (a 1-hop subgraph); norm and ReLU follow as in
+        ``forward``, dropout only when training."""
+        if self.arch == "gcn" and self.gcn_norm == "global" and sub.edge_weight is None:
+            raise ValueError("gcn_norm='global' needs edge weights: give the sampler the degrees")
+        x = self._conv(self.convs[i], x, sub, sub.num_seeds, sub.num_sampled_edges_total)
+        if i < self.num_layers - 1:
+            x = relu_dropout(self.norms[i](x), self.dropout, self.training)
+        return x
+
     def _conv(self, conv: nn.Module, x: torch.Tensor, sub: SampledSubgraph, n_dst: int,
               n_edge: int) -> torch.Tensor:
         """One layer from ``x`` (source nodes) to the first ``n_dst`` nodes over the first ``n_edge`` edges."""
