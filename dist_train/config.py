@@ -50,7 +50,8 @@ class SamplerConfig:
     eval_fanouts: list[int] | None = None
     """Fanouts for evaluation; None means all neighbours (-1) at every layer."""
     eval_batch_size: int = 4096
-    """Seed nodes per evaluation batch."""
+    """Seed nodes per evaluation batch; with every neighbour taken (the default
+    ``eval_fanouts``), evaluation runs layer by layer and this is the targets per chunk."""
     prefetch: int = 4
     """Batches sampled ahead by the background thread."""
     replace: bool = False
