@@ -57,23 +57,22 @@ def layerwise_logits(model: torch.nn.Module, x: np.ndarray, indptr: np.ndarray, 
     read, a chunk at a time). Layer outputs stay on the host; a chunk at a time goes to
     ``device``.
     """
+    seeds = np.asarray(seeds, dtype=np.int64)
+    if seeds.shape[0] == 0:
+        raise ValueError("layerwise_logits: no seeds")
     model.eval()
     sampler = NeighborSampler(indptr, indices, [-1], degree=degree)
     needed = needed_per_layer(indptr, indices, seeds, model.num_layers)
-    h: np.ndarray | None = None  # previous layer's output, rows aligned with ``prev``
-    prev = None
+    h, prev = x, None  # layer input; ``prev`` = the local ids of its rows (None: all of x)
     for i, targets in enumerate(needed):
-        out: torch.Tensor | None = None
+        out = None
         for lo in range(0, targets.shape[0], chunk):
             sub = sampler.sample(targets[lo:lo + chunk], seed=0)  # takes every neighbour: no RNG
             ids = sub.node_ids.numpy()
-            rows = x[ids] if h is None else h[np.searchsorted(prev, ids)]
-            y = model.layer(i, torch.from_numpy(np.ascontiguousarray(rows)).to(device),
-                            sub.to(device)).float().cpu()
+            rows = h[ids] if prev is None else h[np.searchsorted(prev, ids)]
+            y = model.layer(i, torch.from_numpy(np.ascontiguousarray(rows)).to(device), sub.to(device))
             if out is None:
-                out = torch.empty((targets.shape[0], y.shape[1]), dtype=torch.float32)
-            out[lo:lo + y.shape[0]] = y
-        assert out is not None or targets.shape[0] == 0
-        prev, h = targets, (out.numpy() if out is not None else np.zeros((0, 0), np.float32))
-        del out
+                out = np.empty((targets.shape[0], y.shape[1]), dtype=np.float32)
+            out[lo:lo + y.shape[0]] = y.float().cpu().numpy()
+        h, prev = out, targets
     return needed[-1], torch.from_numpy(h)

@@ -99,8 +99,7 @@ class GNN(nn.Module):
         L = self.num_layers
         if sub.num_layers != L:
             raise ValueError(f"subgraph has {sub.num_layers} hops but the model {L} layers")
-        if self.arch == "gcn" and self.gcn_norm == "global" and sub.edge_weight is None:
-            raise ValueError("gcn_norm='global' needs edge weights: give the sampler the degrees")
+        self._check_weights(sub)
         node_end, edge_end = _cumulative(sub.num_sampled_nodes), _cumulative(sub.num_sampled_edges)
         for i, conv in enumerate(self.convs):
             if self.trim:
@@ -113,6 +112,10 @@ class GNN(nn.Module):
                 x = relu_dropout(self.norms[i](x), self.dropout, self.training)
         return x[: sub.num_seeds]
 
+    def _check_weights(self, sub: SampledSubgraph) -> None:
+        if self.arch == "gcn" and self.gcn_norm == "global" and sub.edge_weight is None:
+            raise ValueError("gcn_norm='global' needs edge weights: give the sampler the degrees")
+
     @property
     def layerwise_exact(self) -> bool:
         """True when a layer's output at a node depends only on that node's row and its
@@ -124,8 +127,7 @@ class GNN(nn.Module):
         """Layer ``i`` alone, from ``x`` (aligned with ``sub.node_ids``) to ``sub``'s seeds,
         over all of ``sub``'s edges (a 1-hop subgraph); norm and ReLU follow as in
         ``forward``, dropout only when training."""
-        if self.arch == "gcn" and self.gcn_norm == "global" and sub.edge_weight is None:
-            raise ValueError("gcn_norm='global' needs edge weights: give the sampler the degrees")
+        self._check_weights(sub)
         x = self._conv(self.convs[i], x, sub, sub.num_seeds, sub.num_sampled_edges_total)
         if i < self.num_layers - 1:
             x = relu_dropout(self.norms[i](x), self.dropout, self.training)

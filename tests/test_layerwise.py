@@ -58,3 +58,25 @@ def test_layerwise_refuses_nothing_it_cannot_do_exactly():
     assert build_model("gcn", 4, 8, 2, 2, 0.0).layerwise_exact
     assert build_model("sage", 4, 8, 2, 2, 0.0).layerwise_exact
     assert not build_model("gcn", 4, 8, 2, 2, 0.0, gcn_norm="sampled").layerwise_exact
+
+
+def test_evaluation_counts_are_those_of_the_batches(graph):
+    """The layer-wise path of evaluate.py scores each split as the sampled batches do."""
+    from dist_train import evaluate
+    from dist_train.shards import LocalGraph
+
+    indptr, indices, degree, x = graph
+    rng = np.random.default_rng(4)
+    order = rng.permutation(N)
+    g = LocalGraph(part_ids=[0], global_ids=np.arange(N), num_inner=N, indptr=indptr, indices=indices,
+                   x=x, y=rng.integers(0, C, N), degree=degree, train_idx=np.sort(order[:100]),
+                   val_idx=np.sort(order[100:180]), test_idx=np.sort(order[180:]))
+    torch.manual_seed(1)
+    model = build_model("gcn", F_IN, 16, C, 2, 0.5).eval()
+    sampler = NeighborSampler(indptr, indices, [-1, -1], degree=degree)
+    cpu = torch.device("cpu")
+    (got_v, got_t), bad = evaluate._count_correct_layerwise(model, g, [g.val_idx, g.test_idx], 16, cpu)
+    want_v, _ = evaluate._count_correct(model, sampler, g, g.val_idx, 16, 0, evaluate.VAL_TAG, cpu)
+    want_t, _ = evaluate._count_correct(model, sampler, g, g.test_idx, 16, 0, evaluate.TEST_TAG, cpu)
+    assert (got_v, got_t, bad) == (want_v, want_t, 0)
+    assert 0 < got_v < 80 and 0 < got_t < 120  # a random model gets some right, not all
