@@ -20,9 +20,12 @@ setup: $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 
 # The main job on the built-in default data: partition the synthetic graph into 4 METIS
-# parts, then train 2 ranks with torchrun on them.
+# parts, then train 2 ranks with torchrun on them. Each demo partitions anew, and a run
+# directory belongs to the dataset it started on (a resume onto another is refused),
+# so the demo's run starts afresh too.
 demo: setup
 	$(BIN)/giantgcn-partition --input synthetic --num-parts 4 --out $(DATA) --force
+	rm -rf $(RUN)
 	$(BIN)/torchrun --standalone --nproc-per-node $(NPROC) -m dist_train \
 	  --data $(DATA) --config configs/default.yaml --out $(RUN)
 
