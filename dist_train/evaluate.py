@@ -83,14 +83,14 @@ def distributed_eval(model: torch.nn.Module, sampler: NeighborSampler, graph: Lo
     collective per batch, and ranks have different numbers of eval batches.
     """
     model.eval()
-    if all(f == -1 for f in sampler.fanouts) and getattr(model, "layerwise_exact", False):
-        (cv, ct), bad = _count_correct_layerwise(model, graph, [graph.val_idx, graph.test_idx],
-                                                 batch_size, device)
-        bad_v, bad_t = bad, 0
+    if all(f == -1 for f in sampler.fanouts) and model.layerwise_exact:
+        (cv, ct), nonfinite = _count_correct_layerwise(model, graph, [graph.val_idx, graph.test_idx],
+                                                       batch_size, device)
     else:
         cv, bad_v = _count_correct(model, sampler, graph, graph.val_idx, batch_size, seed, VAL_TAG, device)
         ct, bad_t = _count_correct(model, sampler, graph, graph.test_idx, batch_size, seed, TEST_TAG, device)
-    totals = torch.tensor([cv, graph.val_idx.shape[0], ct, graph.test_idx.shape[0], bad_v + bad_t],
+        nonfinite = bad_v + bad_t
+    totals = torch.tensor([cv, graph.val_idx.shape[0], ct, graph.test_idx.shape[0], nonfinite],
                           dtype=torch.float64)
     pg.all_reduce_sum(totals)
     cv, nv, ct, nt, nonfinite = totals.tolist()

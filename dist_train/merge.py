@@ -13,25 +13,15 @@ memory-mapped parts, so no part is ever read whole into memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 from numba import njit
 
 from partition.csr import dedupe_sorted_rows, sort_rows
+from partition.format import Partition
 
 ROW_BLOCK = 1 << 16
 """Feature rows copied per block."""
-
-
-class PartLike(Protocol):
-    global_ids: np.ndarray
-    num_inner: int
-    indptr: np.ndarray
-    indices: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    degree: np.ndarray
 
 
 @njit(cache=True, nogil=True)
@@ -55,7 +45,7 @@ def _fill_rows(loc, num_inner_part, indptr, indices, num_inner, cursor, out):
             cursor[m] = c
 
 
-def merged_csr(parts: Sequence[PartLike], locs: Sequence[np.ndarray], num_nodes: int,
+def merged_csr(parts: Sequence[Partition], locs: Sequence[np.ndarray], num_nodes: int,
                num_inner: int) -> tuple[np.ndarray, np.ndarray]:
     """(indptr, indices) of the merged graph in merged ids; ``locs[p]`` maps part p's local ids."""
     counts = np.zeros(num_nodes + 1, dtype=np.int64)
@@ -73,7 +63,7 @@ def merged_csr(parts: Sequence[PartLike], locs: Sequence[np.ndarray], num_nodes:
     return indptr, indices
 
 
-def merged_node_rows(parts: Sequence[PartLike], locs: Sequence[np.ndarray],
+def merged_node_rows(parts: Sequence[Partition], locs: Sequence[np.ndarray],
                      num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y, degree) of the merged nodes, each row read from the first part that holds it.
 

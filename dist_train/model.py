@@ -101,15 +101,13 @@ class GNN(nn.Module):
             raise ValueError(f"subgraph has {sub.num_layers} hops but the model {L} layers")
         self._check_weights(sub)
         node_end, edge_end = _cumulative(sub.num_sampled_nodes), _cumulative(sub.num_sampled_edges)
-        for i, conv in enumerate(self.convs):
+        for i in range(L):
             if self.trim:
                 n_src, n_dst, n_edge = node_end[L - i], node_end[L - 1 - i], edge_end[L - 1 - i]
             else:
                 n_src = n_dst = node_end[L]
                 n_edge = edge_end[L - 1]
-            x = self._conv(conv, x[:n_src], sub, n_dst, n_edge)
-            if i < L - 1:
-                x = relu_dropout(self.norms[i](x), self.dropout, self.training)
+            x = self._step(i, x[:n_src], sub, n_dst, n_edge)
         return x[: sub.num_seeds]
 
     def _check_weights(self, sub: SampledSubgraph) -> None:
@@ -128,7 +126,12 @@ class GNN(nn.Module):
         over all of ``sub``'s edges (a 1-hop subgraph); norm and ReLU follow as in
         ``forward``, dropout only when training."""
         self._check_weights(sub)
-        x = self._conv(self.convs[i], x, sub, sub.num_seeds, sub.num_sampled_edges_total)
+        return self._step(i, x, sub, sub.num_seeds, sub.num_sampled_edges_total)
+
+    def _step(self, i: int, x: torch.Tensor, sub: SampledSubgraph, n_dst: int,
+              n_edge: int) -> torch.Tensor:
+        """Layer ``i``'s convolution, then (between layers) norm, ReLU and dropout."""
+        x = self._conv(self.convs[i], x, sub, n_dst, n_edge)
         if i < self.num_layers - 1:
             x = relu_dropout(self.norms[i](x), self.dropout, self.training)
         return x
