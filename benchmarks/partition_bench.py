@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/partition_bench.py [--parts 4] [--nodes 1000000] [--repeat 3]
 
-The graph is the built-in synthetic one (``partition.synthetic``), saved once as an
+The graph is the built-in synthetic one (``partition.readers.synthetic``), saved once as an
 ``npy:`` source directory plus its CSR under ``benchmarks/out/`` and reused. Then, each
 in its own process (wall time and peak RSS from ``os.wait4``):
 
@@ -55,8 +55,8 @@ def build_graph(nodes: int) -> Path:
     if (d / "csr_indices.npy").is_file():
         return d
     sys.path.insert(0, str(REPO))
-    from partition.csr import build_csr
-    from partition.synthetic import SyntheticSpec, make_synthetic
+    from partition.graph.csr import build_csr
+    from partition.readers.synthetic import SyntheticSpec, make_synthetic
 
     t = time.perf_counter()
     g = make_synthetic(SyntheticSpec(nodes=nodes, degree=DEGREE))

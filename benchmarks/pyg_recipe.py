@@ -1,7 +1,7 @@
 """The single-process PyG baseline of ``train_bench.py``: NeighborLoader + GCNConv, as PyG's examples do.
 
 Runs in its own process (``train_bench.py --pyg-worker``) so that its peak RSS and its
-threads are its own. Same graph (``partition.sources.read_source`` + ``build_csr``, so
+threads are its own. Same graph (``partition.readers.sources.read_source`` + ``build_csr``, so
 the same undirected, deduplicated edges giantgcn partitions), same hyper-parameters.
 Evaluation, outside the epoch clock, is done both ways PyG users do it: exact full-graph
 inference over a sparse adjacency (PyG's GCN example) and NeighborLoader with the
@@ -44,8 +44,8 @@ def load_data(spec: str, root: str | None):  # type: ignore[no-untyped-def]
     from torch_geometric.data import Data
     from torch_geometric.utils import to_torch_csr_tensor
 
-    from partition.csr import build_csr
-    from partition.sources import read_source
+    from partition.graph.csr import build_csr
+    from partition.readers.sources import read_source
 
     g = read_source(spec, root)
     csr = build_csr(g.num_nodes, g.edge_chunks)

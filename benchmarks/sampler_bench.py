@@ -1,6 +1,6 @@
 """Neighbour-sampler throughput against torch-sparse's C++ ``neighbor_sample``.
 
-Graph: the built-in synthetic default (``partition.synthetic``) when that module is
+Graph: the built-in synthetic default (``partition.readers.synthetic``) when that module is
 present, else a random power-law graph of 100,000 nodes and ~1.8M directed edges.
 One thread, fanouts [15, 10], batch 1024; time includes building the edge_index
 tensors (what the trainer receives). torch-sparse is measured when importable;
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dist_train.prefetch import make_batch
-from dist_train.sampler import NeighborSampler
+from dist_train.sampling.prefetch import make_batch
+from dist_train.sampling.sampler import NeighborSampler
 
 RECORDED_TORCH_SPARSE_EDGES_PER_S = 1.1e6
 OUT = Path(__file__).resolve().parent / "out" / "sampler_bench.json"
@@ -67,14 +67,14 @@ def powerlaw_graph(n: int = 100_000, m: int = 900_000, seed: int = 0) -> BenchGr
 
 def load_graph() -> BenchGraph:
     try:
-        from partition.csr import build_csr
-        from partition.synthetic import SyntheticSpec, make_synthetic
+        from partition.graph.csr import build_csr
+        from partition.readers.synthetic import SyntheticSpec, make_synthetic
     except ImportError as err:
         print(f"note: {err}; using the fallback graph")
         return powerlaw_graph()
     g = make_synthetic(SyntheticSpec())
     csr = build_csr(g.num_nodes, g.edge_chunks)
-    return BenchGraph("partition.synthetic defaults", np.asarray(csr.indptr, np.int64),
+    return BenchGraph("partition.readers.synthetic defaults", np.asarray(csr.indptr, np.int64),
                       np.asarray(csr.indices, np.int64), np.asarray(g.x), np.asarray(g.train_idx))
 
 

@@ -6,7 +6,7 @@ The graph (5·10^6 nodes, ~10^8 undirected edges, 128 features) does not fit MET
 24 GB (~85 bytes per edge), so the partitioner runs METIS on a uniform sample of
 ``--metis-max-edges`` edges (``giantgcn-partition --metis-max-edges``); cut and balance
 are measured on the full graph. Then ``giantgcn-train`` runs one epoch on 2 ranks, each
-merging its 4 parts (``dist_train.merge``). Evaluation uses sampled neighbourhoods
+merging its 4 parts (``dist_train.data.merge``). Evaluation uses sampled neighbourhoods
 (``--eval-fanouts``): full 2-hop neighbourhoods on a degree-40 graph are ~1600 edges
 per node. Every stage runs in its own process; reported: wall time, peak RSS (per
 rank for training) and the machine's peak used memory (sampled every 0.5 s, so other

@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/step_bench.py [--steps 20] [--repeat 3]
 
 Same batches (default synthetic graph, fanouts [15, 10], batch 1024, hidden 128, one
-thread), same parameters: "PyG propagate" is what ``dist_train.model`` ran before
+thread), same parameters: "PyG propagate" is what ``dist_train.model.models`` ran before
 (``GCNConv(x, edge_index + self loops, weight)``: gather [E, F], multiply, scatter, and
 back), "fused" is ``csr_aggregate`` in the cheaper order plus the fused ReLU+dropout.
 Rounds are interleaved and the best kept. Writes ``benchmarks/out/step_bench.json``.
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dist_train.model import GNN
-from dist_train.prefetch import Batch, make_batch
-from dist_train.sampler import NeighborSampler, SampledSubgraph
-from partition.csr import build_csr
-from partition.synthetic import SyntheticSpec, make_synthetic
+from dist_train.model.models import GNN
+from dist_train.sampling.prefetch import Batch, make_batch
+from dist_train.sampling.sampler import NeighborSampler, SampledSubgraph
+from partition.graph.csr import build_csr
+from partition.readers.synthetic import SyntheticSpec, make_synthetic
 
 OUT = Path(__file__).resolve().parent / "out" / "step_bench.json"
 

@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
-from partition.sources import read_source
+from partition.readers.sources import read_source
 
 OUT = Path(__file__).resolve().parent / "out" / "synthetic_check.json"
 
 
 def undirected_csr(num_nodes: int, edge_chunks) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric, deduplicated, loop-free CSR (a stand-in for partition.csr.build_csr)."""
+    """Symmetric, deduplicated, loop-free CSR (a stand-in for partition.graph.csr.build_csr)."""
     keys = []
     for src, dst in edge_chunks():
         keep = src != dst

@@ -1,7 +1,7 @@
 """``giantgcn-train`` / ``python -m dist_train``: one entry point for every launcher.
 
 The same command runs under torchrun, ``srun``, ``mpiexec`` or plain ``python``:
-:func:`dist_train.env.discover_world_from_os` finds out which. Set-up failures on any
+:func:`dist_train.runtime.env.discover_world_from_os` finds out which. Set-up failures on any
 rank are gathered and reported by every rank, so a bad shard on rank 3 is a clear
 error everywhere instead of a hang at the first collective.
 """
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from dist_train import process_group as pg
-from dist_train.agreement import check_ranks_agree
-from dist_train.config import Config, config_hash, load_config, save_config
-from dist_train.env import World, discover_world_from_os
-from dist_train.shards import LocalGraph, assign_parts, load_local_graph
-from dist_train.signals import EXIT_REQUEUE, StopFlag, install_stop_handlers
-from dist_train.trainer import DivergenceError, Preempted, Trainer
+from dist_train.config.schema import Config, config_hash, load_config, save_config
+from dist_train.data.shards import LocalGraph, assign_parts, load_local_graph
+from dist_train.loop.trainer import DivergenceError, Preempted, Trainer
+from dist_train.runtime import process_group as pg
+from dist_train.runtime.agreement import check_ranks_agree
+from dist_train.runtime.env import World, discover_world_from_os
+from dist_train.runtime.signals import EXIT_REQUEUE, StopFlag, install_stop_handlers
 from partition import load_manifest, verify_dataset
 from partition.errors import InputError, print_error_line
 

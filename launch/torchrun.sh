@@ -7,7 +7,7 @@
 # DATA_DIR  a dataset written by giantgcn-partition
 # OUT_DIR   the run directory (default runs/torchrun); a run directory that holds a
 #           checkpoint is resumed
-# key=value config overrides (see configs/*.yaml and dist_train/config.py)
+# key=value config overrides (see configs/*.yaml and dist_train/config/schema.py)
 # Environment:
 #   NPROC         ranks on this node (default: the number of GPUs, else 2)
 #   CONFIG        YAML run config passed as --config

@@ -6,7 +6,7 @@ Importing this package loads numpy and nothing heavy (no pymetis, tqdm or torch)
 """
 
 from partition.errors import DatasetError, InputError
-from partition.format import Partition, load_manifest, load_partition, verify_dataset
+from partition.store.format import Partition, load_manifest, load_partition, verify_dataset
 
 __all__ = ["DatasetError", "InputError", "Partition", "load_manifest", "load_partition",
            "verify_dataset"]

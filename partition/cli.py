@@ -74,13 +74,13 @@ def _validate(args: argparse.Namespace) -> None:
 def _partition(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from partition.atomic_dir import check_out_dir
-    from partition.csr import build_csr
-    from partition.format import write_dataset
-    from partition.partitioners import metis_partition, partition_stats, random_partition
+    from partition.graph.csr import build_csr
+    from partition.graph.partitioners import metis_partition, partition_stats, random_partition
     from partition.progress import peak_rss_bytes, stage, summary_table
-    from partition.source_graph import split_mask
-    from partition.sources import read_source
+    from partition.readers.source_graph import split_mask
+    from partition.readers.sources import read_source
+    from partition.store.atomic_dir import check_out_dir
+    from partition.store.format import write_dataset
 
     out = Path(args.out)
     check_out_dir(out, args.force)
@@ -110,7 +110,7 @@ def _partition(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from partition.format import load_manifest, verify_dataset
+    from partition.store.format import load_manifest, verify_dataset
 
     verify_dataset(args.verify)
     m = load_manifest(args.verify)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dist_train.process_group import destroy_distributed
+from dist_train.runtime.process_group import destroy_distributed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch.multiprocessing as mp
 
-from dist_train.env import World, free_port
-from dist_train.process_group import destroy_distributed, init_distributed
+from dist_train.runtime.env import World, free_port
+from dist_train.runtime.process_group import destroy_distributed, init_distributed
 
 __all__ = ["RankFailure", "free_port", "run_ranks"]
 

@@ -16,8 +16,8 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from dist_train import process_group as pg
-from dist_train.env import discover_world_from_os
+from dist_train.runtime import process_group as pg
+from dist_train.runtime.env import discover_world_from_os
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from partition.source_graph import EdgeChunks, SourceGraph
+from partition.readers.source_graph import EdgeChunks, SourceGraph
 
 
 def messy_edges(num_nodes: int, num_edges: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

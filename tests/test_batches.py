@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dist_train.batches import eval_batches, local_num_batches, mix_seed, plan_epoch
+from dist_train.sampling.batches import eval_batches, local_num_batches, mix_seed, plan_epoch
 
 
 @pytest.mark.parametrize("n_train,batch,steps", [(100, 32, 4), (100, 32, 9), (5, 32, 3), (64, 32, 2)])

@@ -2,7 +2,7 @@ import logging
 
 import torch
 
-from dist_train.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
+from dist_train.loop.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
 
 
 def _state(v):
@@ -57,7 +57,7 @@ def test_failed_write_leaves_previous_intact(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("dist_train.checkpoint.os.fsync", boom)
+    monkeypatch.setattr("dist_train.loop.checkpoint.os.fsync", boom)
     try:
         save_checkpoint(tmp_path, _state(2), epoch=2, step=0)
     except OSError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dist_train.config import (
+from dist_train.config.schema import (
     Config,
     ModelConfig,
     SamplerConfig,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from partition_helpers import chunked, messy_edges, neighbour_sets
 
-from partition.csr import build_csr
 from partition.errors import InputError
+from partition.graph.csr import build_csr
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dist_train.csr_ops import csr_aggregate, relu_dropout, sparse_aggregate
+from dist_train.model.csr_ops import csr_aggregate, relu_dropout, sparse_aggregate
 
 
 def random_rows(num_targets: int, num_src: int, max_deg: int, seed: int):

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from dist_train.env import MPILayout, World, discover_world
-from dist_train.hostlist import expand_hostlist, expand_tasks_per_node
+from dist_train.runtime.env import MPILayout, World, discover_world
+from dist_train.runtime.hostlist import expand_hostlist, expand_tasks_per_node
 from partition.errors import InputError
 
 TORCHRUN = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
@@ -160,7 +160,7 @@ def test_expand_tasks_per_node():
         expand_tasks_per_node("2(x3")
 
 
-PROBE = ("import json; from dist_train.env import discover_world_from_os as d; w = d(); "
+PROBE = ("import json; from dist_train.runtime.env import discover_world_from_os as d; w = d(); "
          "print(json.dumps([w.rank, w.world_size, w.local_rank, w.master_addr, w.master_port, w.launcher]))")
 
 

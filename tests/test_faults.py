@@ -35,7 +35,7 @@ from fault_helpers import (
     workers,
 )
 
-from dist_train.env import free_port
+from dist_train.runtime.env import free_port
 
 EPOCHS = 8
 RUN_ARGS = (f"train.epochs={EPOCHS}", "train.checkpoint_every_steps=10")

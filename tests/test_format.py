@@ -11,12 +11,12 @@ import pytest
 from partition_helpers import clustered_edges, make_source
 
 from partition import DatasetError, InputError, load_manifest, load_partition, verify_dataset
-from partition import format as fmt
-from partition.csr import build_csr
-from partition.partitioners import metis_partition, random_partition
+from partition.graph.csr import build_csr
+from partition.graph.partitioners import metis_partition, random_partition
+from partition.store import format as fmt
 
 N = 600
-FORMAT_MD = Path(fmt.__file__).with_name("FORMAT.md")
+FORMAT_MD = Path(fmt.__file__).parent.parent / "FORMAT.md"
 
 
 @pytest.fixture(scope="module")

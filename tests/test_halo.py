@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from partition_helpers import bfs_halo, chunked, messy_edges, neighbour_sets
 
-from partition.csr import build_csr
-from partition.halo import PartBuilder, build_part
-from partition.partitioners import random_partition
+from partition.graph.csr import build_csr
+from partition.graph.halo import PartBuilder, build_part
+from partition.graph.partitioners import random_partition
 
 N = 400
 

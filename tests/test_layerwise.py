@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dist_train.layerwise import layerwise_logits, needed_per_layer
-from dist_train.model import build_model
-from dist_train.sampler import NeighborSampler
+from dist_train.model.layerwise import layerwise_logits, needed_per_layer
+from dist_train.model.models import build_model
+from dist_train.sampling.sampler import NeighborSampler
 from tests.test_model import random_csr
 
 N, F_IN, C = 300, 10, 4
@@ -62,8 +62,8 @@ def test_layerwise_refuses_nothing_it_cannot_do_exactly():
 
 def test_evaluation_counts_are_those_of_the_batches(graph):
     """The layer-wise path of evaluate.py scores each split as the sampled batches do."""
-    from dist_train import evaluate
-    from dist_train.shards import LocalGraph
+    from dist_train.data.shards import LocalGraph
+    from dist_train.loop import evaluate
 
     indptr, indices, degree, x = graph
     rng = np.random.default_rng(4)

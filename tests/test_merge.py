@@ -1,13 +1,13 @@
-"""dist_train.merge: a rank's merged graph is exactly the union of its parts, each node once."""
+"""dist_train.data.merge: a rank's merged graph is exactly the union of its parts, each node once."""
 
 import numpy as np
 import pytest
 from partition_helpers import clustered_edges, make_source
 
-from dist_train.shards import load_local_graph
-from partition.csr import build_csr
-from partition.format import write_dataset
-from partition.partitioners import random_partition
+from dist_train.data.shards import load_local_graph
+from partition.graph.csr import build_csr
+from partition.graph.partitioners import random_partition
+from partition.store.format import write_dataset
 
 N = 400
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
-from dist_train.model import GNN, build_model
-from dist_train.sampler import NeighborSampler
+from dist_train.model.models import GNN, build_model
+from dist_train.sampling.sampler import NeighborSampler
 
 
 def random_csr(n: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +114,7 @@ def test_rejects_mismatches(data):
 
 @pytest.mark.parametrize("in_dim,out_dim", [(12, 16), (128, 7)])
 def test_global_gcn_layer_starts_as_gcnconv_does(in_dim, out_dim):
-    from dist_train.model import GlobalGCNLayer
+    from dist_train.model.models import GlobalGCNLayer
 
     torch.manual_seed(11)
     ref = GCNConv(in_dim, out_dim, normalize=False, add_self_loops=False)
@@ -131,7 +131,7 @@ def test_the_default_model_does_not_import_pyg():
     import subprocess
     import sys
 
-    code = ("import sys; from dist_train.model import build_model; "
+    code = ("import sys; from dist_train.model.models import build_model; "
             "build_model('gcn', 8, 16, 3, 2, 0.5); "
             "sys.exit('torch_geometric' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

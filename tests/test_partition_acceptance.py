@@ -17,9 +17,9 @@ from torch_geometric.utils import stochastic_blockmodel_graph
 
 from partition import load_manifest, load_partition
 from partition.cli import main as partition_main
-from partition.csr import build_csr
-from partition.partitioners import metis_partition, partition_stats, random_partition
-from partition.synthetic import make_synthetic, parse_synthetic_spec
+from partition.graph.csr import build_csr
+from partition.graph.partitioners import metis_partition, partition_stats, random_partition
+from partition.readers.synthetic import make_synthetic, parse_synthetic_spec
 
 N = 3000
 

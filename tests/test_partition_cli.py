@@ -117,7 +117,7 @@ def test_sigterm_mid_write_removes_partial_output(tmp_path, capsys, monkeypatch)
     import os
     import signal
 
-    from partition import format as fmt
+    from partition.store import format as fmt
 
     real = fmt._write_features
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from partition_helpers import chunked, clustered_edges, messy_edges
 
-from partition.csr import build_csr
 from partition.errors import InputError
-from partition.partitioners import metis_partition, partition_stats, random_partition
-from partition.refine import balance_train_nodes
+from partition.graph.csr import build_csr
+from partition.graph.partitioners import metis_partition, partition_stats, random_partition
+from partition.graph.refine import balance_train_nodes
 
 N = 4000
 
@@ -101,7 +101,7 @@ def test_refinement_moves_only_train_nodes_into_bounds(clustered):
 
 
 def test_sampled_metis_keeps_a_symmetric_share_of_edges_and_still_cuts_well():
-    from partition.partitioners import sample_edges
+    from partition.graph.partitioners import sample_edges
 
     src, dst = clustered_edges(3000, clusters=6, degree=24, p_out=0.05, seed=4)
     csr = build_csr(3000, chunked(src, dst))

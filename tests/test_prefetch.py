@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from dist_train.prefetch import Prefetcher
-from dist_train.sampler import NeighborSampler
+from dist_train.sampling.prefetch import Prefetcher
+from dist_train.sampling.sampler import NeighborSampler
 
 
 def ring(n: int) -> tuple[np.ndarray, np.ndarray]:

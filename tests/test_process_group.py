@@ -9,8 +9,8 @@ import torch
 import torch.distributed as dist
 from dist_helpers import RankFailure, run_ranks
 
-from dist_train import process_group as pg
-from dist_train.env import World, discover_world, free_port
+from dist_train.runtime import process_group as pg
+from dist_train.runtime.env import World, discover_world, free_port
 from partition.errors import InputError
 
 

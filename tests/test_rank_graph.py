@@ -16,14 +16,14 @@ import torch
 from fault_helpers import TINY
 
 from dist_train.cli import warn_if_halo_short
-from dist_train.config import load_config
-from dist_train.model import build_model
-from dist_train.sampler import NeighborSampler
-from dist_train.shards import LocalGraph, assign_parts, load_local_graph
+from dist_train.config.schema import load_config
+from dist_train.data.shards import LocalGraph, assign_parts, load_local_graph
+from dist_train.model.models import build_model
+from dist_train.sampling.sampler import NeighborSampler
 from partition.cli import main as partition_main
-from partition.csr import build_csr
 from partition.errors import InputError
-from partition.sources import read_source
+from partition.graph.csr import build_csr
+from partition.readers.sources import read_source
 
 
 @pytest.mark.parametrize("counts,world", [([10, 1, 1, 1, 9, 2], 2), ([5, 5, 5, 5, 5, 5, 5, 5], 3),

@@ -15,14 +15,14 @@ import torch
 import torch.distributed as dist
 from fault_helpers import TINY, flip_byte, make_dataset
 
-from dist_train import process_group as pg
-from dist_train.agreement import fingerprint, first_disagreement
-from dist_train.config import config_to_dict, load_config
-from dist_train.env import World, discover_world, free_port
-from dist_train.resume import apply_optim_config, check_resumable, config_changes
-from dist_train.schedule import build_scheduler
+from dist_train.config.schema import config_to_dict, load_config
+from dist_train.loop.resume import apply_optim_config, check_resumable, config_changes
+from dist_train.loop.schedule import build_scheduler
+from dist_train.runtime import process_group as pg
+from dist_train.runtime.agreement import fingerprint, first_disagreement
+from dist_train.runtime.env import World, discover_world, free_port
 from partition import DatasetError, InputError, verify_dataset
-from partition import verify as verify_mod
+from partition.store import verify as verify_mod
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +174,8 @@ def test_a_restarted_attempt_does_not_see_the_dead_attempts_keys():
 
 
 def test_non_finite_parameters_are_never_checkpointed(data, tmp_path):
-    from dist_train.shards import load_local_graph
-    from dist_train.trainer import DivergenceError, Trainer
+    from dist_train.data.shards import load_local_graph
+    from dist_train.loop.trainer import DivergenceError, Trainer
 
     cfg = _cfg(f"data.path={data}", "model.hidden=8", "sampler.fanouts=[3,3]", "dist.device=cpu")
     with pg.distributed(discover_world({}), device="cpu") as device:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dist_train.sampler import NeighborSampler, SampledSubgraph
+from dist_train.sampling.sampler import NeighborSampler, SampledSubgraph
 
 
 def random_csr(n: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from partition import ogb_reader, source_checks
-from partition.csr import build_csr
 from partition.errors import InputError
-from partition.sources import read_source
+from partition.graph.csr import build_csr
+from partition.readers import ogb_reader, source_checks
+from partition.readers.sources import read_source
 
 N = 6
 EDGES = np.array([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]], dtype=np.int64)

@@ -6,9 +6,9 @@ import numpy as np
 import pymetis
 import pytest
 
-from partition import synthetic
 from partition.errors import InputError
-from partition.synthetic import SyntheticSpec, make_synthetic, parse_synthetic_spec
+from partition.readers import synthetic
+from partition.readers.synthetic import SyntheticSpec, make_synthetic, parse_synthetic_spec
 
 
 def edges_of(g) -> tuple[np.ndarray, np.ndarray]:

@@ -20,13 +20,13 @@ from partition_helpers import clustered_edges, make_source
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dist_train import cli
-from dist_train import process_group as pg
 from dist_train.cli import prepare_rank
-from dist_train.config import load_config
-from dist_train.env import World
-from dist_train.trainer import Trainer
-from partition.csr import build_csr
-from partition.format import write_dataset
+from dist_train.config.schema import load_config
+from dist_train.loop.trainer import Trainer
+from dist_train.runtime import process_group as pg
+from dist_train.runtime.env import World
+from partition.graph.csr import build_csr
+from partition.store.format import write_dataset
 
 N = 1200
 SMALL = ["sampler.batch_size=16", "sampler.fanouts=[5,5]", "sampler.eval_fanouts=[5,5]",

@@ -32,8 +32,8 @@ from fault_helpers import (
     start,
 )
 
-from dist_train.config import load_config
-from dist_train.env import free_port
+from dist_train.config.schema import load_config
+from dist_train.runtime.env import free_port
 
 ERR = "giantgcn-train: error: "
 EPOCHS = 3

@@ -1,0 +1,1 @@
+"""The training loop: steps, evaluation, LR schedule, checkpoints, resume rules, metrics."""

@@ -1,0 +1,63 @@
+"""What a resumed run may change, and what it must not.
+
+A run directory that holds a checkpoint is resumed automatically, so the command that
+resumes it may differ from the one that started it: more epochs, a lower learning
+rate after a divergence (the divergence message advises exactly that). The optimizer
+and scheduler state dicts carry the *old* learning rate and weight decay, so without
+:func:`apply_optim_config` the new values would be silently ignored and the advice would
+not work. A different dataset or model shape cannot be resumed at all: those are
+refused by name before ``load_state_dict`` fails with a tensor-size traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from dist_train.config.schema import OptimConfig
+from partition.errors import InputError
+
+log = logging.getLogger(__name__)
+
+FROZEN_SECTIONS = ("model",)
+"""Config sections a checkpoint's tensors depend on: changing them cannot be resumed."""
+
+
+def flatten(cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}``."""
+    return {f"{s}.{k}": v for s, fields in cfg.items() for k, v in fields.items()}
+
+
+def config_changes(old: dict[str, dict[str, Any]],
+                   new: dict[str, dict[str, Any]]) -> list[tuple[str, Any, Any]]:
+    """``(key, old value, new value)`` for every key whose value differs, sorted by key."""
+    a, b = flatten(old), flatten(new)
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def check_resumable(state: dict[str, Any], config: dict[str, dict[str, Any]],
+                    identity: dict[str, str], where: str) -> list[tuple[str, Any, Any]]:
+    """Raise InputError if checkpoint ``where`` cannot continue under ``config``; else the changes."""
+    old_manifest = state.get("identity", {}).get("manifest")
+    if old_manifest and identity.get("manifest") and old_manifest != identity["manifest"]:
+        raise InputError(f"{where}: was written for a dataset with manifest sha256 {old_manifest}, "
+                         f"but --data has {identity['manifest']}; use a new --out for a new dataset")
+    changes = config_changes(state.get("config", {}), config)
+    for key, before, after in changes:
+        if key.split(".")[0] in FROZEN_SECTIONS:
+            raise InputError(f"{where}: {key} was {before!r}, now {after!r}; a checkpoint cannot "
+                             "change the model's shape: use a new --out")
+    return [c for c in changes if c[0] != "data.path"]  # a moved dataset is the same dataset
+
+
+def apply_optim_config(optimizer: torch.optim.Optimizer,
+                       scheduler: torch.optim.lr_scheduler.LambdaLR, cfg: OptimConfig) -> None:
+    """After loading their state, make ``cfg``'s lr and weight decay the ones in force."""
+    scheduler.base_lrs = [float(cfg.lr)] * len(optimizer.param_groups)
+    for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas, strict=True):
+        group["initial_lr"] = float(cfg.lr)
+        group["lr"] = float(cfg.lr) * factor(scheduler.last_epoch)
+        group["weight_decay"] = float(cfg.weight_decay)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]  # what get_last_lr() reports

@@ -1,0 +1,299 @@
+"""The training loop: equal steps on every rank, DDP all-reduce, distributed evaluation.
+
+Reads like a table of contents (torchtitan ``trainer.py``): for each epoch, agree on
+the step count, then ``batch = next(batches); train_step(batch); maybe_log``; at the
+end of the epoch ``maybe_eval``, ``maybe_checkpoint``, ``maybe_stop``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from dist_train.config.schema import Config, config_to_dict
+from dist_train.data.shards import LocalGraph
+from dist_train.loop.checkpoint import (
+    atomic_write,
+    list_checkpoints,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
+from dist_train.loop.evaluate import distributed_eval
+from dist_train.loop.metrics import EpochTimer, MetricsLog, progress_bar
+from dist_train.loop.resume import apply_optim_config, check_resumable
+from dist_train.loop.schedule import build_scheduler
+from dist_train.loop.timed_allreduce import attach_timed_allreduce
+from dist_train.model.models import build_model
+from dist_train.runtime import process_group as pg
+from dist_train.runtime.signals import StopFlag
+from dist_train.sampling.batches import local_num_batches, mix_seed, plan_epoch
+from dist_train.sampling.prefetch import Prefetcher
+from dist_train.sampling.sampler import NeighborSampler
+from partition.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class DivergenceError(RuntimeError):
+    """A non-finite loss or gradient: the run stops, the last good checkpoint stays."""
+
+
+class Preempted(RuntimeError):
+    """SIGTERM/SIGUSR1 arrived: a checkpoint was written, the job should be requeued."""
+
+
+@dataclass
+class Position:
+    """Where the run is: the epoch being trained and the steps of it already taken."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    best_val: float = -1.0
+    best_test: float = 0.0
+    best_epoch: int = -1
+    epochs_without_improvement: int = 0
+
+
+class Trainer:
+    def __init__(self, cfg: Config, graph: LocalGraph, num_classes: int, rank: int,
+                 world_size: int, device: torch.device, run_dir: Path, stop: StopFlag | None = None,
+                 identity: dict[str, str] | None = None) -> None:
+        self.cfg, self.graph, self.rank, self.world_size = cfg, graph, rank, world_size
+        self.device, self.run_dir = device, run_dir
+        self.stop = stop or StopFlag()
+        self.identity = identity or {}
+        if cfg.dist.threads:
+            torch.set_num_threads(cfg.dist.threads)  # leave a core to the prefetch thread
+        torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
+        m = cfg.model
+        self.model = build_model(m.arch, graph.x.shape[1], m.hidden, num_classes, m.num_layers,
+                                 m.dropout, m.norm, m.gcn_norm).to(device)
+        self.ddp = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.allreduce_clock = attach_timed_allreduce(self.ddp)
+        o = cfg.optim
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        self.scheduler = build_scheduler(self.optimizer, o, cfg.train.epochs)
+        s = cfg.sampler
+        self.train_sampler = NeighborSampler(graph.indptr, graph.indices, list(s.fanouts),
+                                             degree=graph.degree, replace=s.replace)
+        eval_fanouts = list(s.eval_fanouts) if s.eval_fanouts is not None else [-1] * len(s.fanouts)
+        self.eval_sampler = NeighborSampler(graph.indptr, graph.indices, eval_fanouts,
+                                            degree=graph.degree, replace=False)
+        self.pos = Position()
+        self.metrics = MetricsLog(run_dir, enabled=rank == 0)
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._stop_requested = False
+
+    # ---- the loop -------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        self.maybe_resume()
+        # a run dir that is not shared between nodes would let ranks resume differently
+        pg.check_same_across_ranks("the checkpoint to resume from (is --out on a shared disk?)",
+                                   f"epoch {self.pos.epoch} step {self.pos.step}", InputError)
+        t_start = time.perf_counter()
+        try:
+            self.train_epochs()
+            self.checkpoint()
+        except RuntimeError as err:
+            if pg.is_comm_failure(err):  # a rank died or hangs: one line, not a gloo traceback
+                raise self.comm_failure(err) from err
+            raise
+        return self.finish(time.perf_counter() - t_start)
+
+    def train_epochs(self) -> None:
+        cfg = self.cfg.train
+        # The stop test is part of the condition: a run that stopped early and is started
+        # again on the same --out (automatic resume) must not train one more epoch.
+        while self.pos.epoch < cfg.epochs and not self.should_stop_early():
+            epoch = self.pos.epoch
+            record = self.train_epoch(epoch)
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                record.update(self.evaluate_and_track(epoch))
+            self.scheduler.step()
+            self.pos.epoch, self.pos.step = epoch + 1, 0
+            self.metrics.write({"epoch": epoch, **record, "lr": self.optimizer.param_groups[0]["lr"]})
+            if self.should_stop_early() or (epoch + 1) % cfg.checkpoint_every == 0:
+                self.checkpoint()
+            if self.should_stop_early():
+                log.info("early stopping after epoch %d (best val epoch %d)", epoch, self.pos.best_epoch)
+                break
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        steps = self.agree_num_steps()
+        plan = plan_epoch(self.graph.train_idx, self.cfg.sampler.batch_size, steps,
+                          self.cfg.train.seed, self.rank, epoch, self.graph.num_local)
+        timer = EpochTimer()
+        self.allreduce_clock.reset()
+        t0 = time.perf_counter()
+        todo = plan[self.pos.step:]  # a resumed epoch skips what it already did
+        with Prefetcher(self.train_sampler, self.graph.x, self.graph.y,
+                        [b.seeds for b in todo], [b.sample_seed for b in todo], self.device,
+                        depth=self.cfg.sampler.prefetch) as batches, \
+                progress_bar(steps, epoch, enabled=self.rank == 0) as bar:
+            bar.update(self.pos.step)
+            for planned in todo:
+                t_wait = time.perf_counter()
+                batch = next(batches)
+                timer.wait_s += time.perf_counter() - t_wait
+                self.train_step(batch, planned.weight, planned.step, epoch, timer)
+                self.after_step(epoch, planned.step, timer, bar)
+        timer.allreduce_s = self.allreduce_clock.seconds
+        return timer.as_record(time.perf_counter() - t0) | {"steps": steps}
+
+    def train_step(self, batch: Any, weight: float, step: int, epoch: int, timer: EpochTimer) -> None:
+        # Reseeding per step makes dropout a function of the position: exact resume.
+        torch.manual_seed(mix_seed(self.cfg.train.seed, self.rank, epoch, step, 0xD0))
+        self.ddp.train()
+        t0 = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.ddp(batch.x, batch.subgraph)
+        n = batch.y.shape[0]
+        loss_sum = F.cross_entropy(logits, batch.y, reduction="sum")
+        (loss_sum * (weight / max(n, 1))).backward()  # DDP averages the ranks' gradients
+        timer.forward_backward_s += time.perf_counter() - t0
+        stats = torch.tensor([loss_sum.item() * weight, n * weight, 0.0, float(self.stop.is_set())])
+        stats[2] = float(not self.gradients_finite() or not math.isfinite(stats[0]))
+        pg.all_reduce_sum(stats)  # one tiny collective: loss, divergence and stop, all agreed
+        if stats[2] > 0:
+            raise self.diverged(f"non-finite loss or gradient at epoch {epoch} step {step} "
+                                f"(loss sum over ranks {stats[0].item():.4g})")
+        t1 = time.perf_counter()
+        if self.cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        timer.optimizer_s += time.perf_counter() - t1
+        timer.loss_sum += stats[0].item()
+        timer.loss_count += int(stats[1].item())
+        timer.sample_s += batch.sample_s
+        timer.gather_s += batch.gather_s
+        timer.sampled_edges += batch.subgraph.num_sampled_edges_total
+        timer.seeds += n
+        self._stop_requested = stats[3] > 0
+
+    def after_step(self, epoch: int, step: int, timer: EpochTimer, bar: Any) -> None:
+        self.pos.step = step + 1
+        self.pos.global_step += 1
+        bar.update(1)
+        if self.rank == 0 and step % max(self.cfg.train.log_every, 1) == 0:
+            bar.set_postfix(loss=f"{timer.loss_sum / max(timer.loss_count, 1):.4f}")
+        if self._stop_requested:
+            self.checkpoint()
+            raise Preempted(f"stop signal received: checkpoint written at epoch {epoch} step {step + 1}")
+        every = self.cfg.train.checkpoint_every_steps
+        if every and self.pos.global_step % every == 0:
+            self.checkpoint()  # mid-epoch: a dead rank costs at most `every` steps
+
+    def comm_failure(self, err: RuntimeError) -> pg.CollectiveError:
+        """A backend error as one line naming this rank and where the run was."""
+        detail = pg.backend_detail(err)
+        return pg.CollectiveError(
+            f"rank {self.rank}: epoch {self.pos.epoch} step {self.pos.step}: a collective failed: "
+            "another rank died "
+            f"or did not answer within dist.timeout_s={self.cfg.dist.timeout_s:g}; the run can resume "
+            f"from the last checkpoint in {self.run_dir / 'checkpoints'} ({detail})")
+
+    def agree_num_steps(self) -> int:
+        local = local_num_batches(self.graph.train_idx.shape[0], self.cfg.sampler.batch_size)
+        steps = pg.all_reduce_max(local)
+        if steps == 0:
+            raise RuntimeError("no rank has a training node: the dataset has an empty train split")
+        cap = self.cfg.train.max_steps_per_epoch
+        return min(steps, cap) if cap else steps
+
+    def gradients_finite(self) -> bool:
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
+
+    # ---- evaluation -----------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        result = distributed_eval(self.model, self.eval_sampler, self.graph, self.cfg.sampler.eval_batch_size,
+                          self.cfg.train.seed, self.device)
+        if result.nonfinite_batches:  # the last update overflowed the weights: the next step
+            # would fail anyway, and the epoch-end checkpoint must not save them (every rank
+            # sees the same all-reduced count)
+            raise self.diverged(f"non-finite model outputs when evaluating epoch {self.pos.epoch} "
+                                f"(after its step {self.pos.step - 1}): not checkpointed")
+        return result.record()
+
+    def evaluate_and_track(self, epoch: int) -> dict[str, float]:
+        result = self.evaluate()
+        if result["val_acc"] > self.pos.best_val:
+            self.pos.best_val, self.pos.best_test = result["val_acc"], result["test_acc"]
+            self.pos.best_epoch, self.pos.epochs_without_improvement = epoch, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.pos.epochs_without_improvement += self.cfg.train.eval_every
+        return result
+
+    def should_stop_early(self) -> bool:
+        patience = self.cfg.train.early_stopping_patience
+        return patience is not None and self.pos.epochs_without_improvement >= patience
+
+    # ---- checkpoints ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "position": asdict(self.pos),
+            "best_model": self.best_state, "config": config_to_dict(self.cfg),
+            "identity": self.identity, "world_size": self.world_size,
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
+    def diverged(self, what: str) -> DivergenceError:
+        """``what`` went wrong, which checkpoint a rerun (with a lower lr) resumes from, and how."""
+        found = list_checkpoints(self.run_dir)
+        kept = f"the last good checkpoint {found[-1].path} is kept" if found else "no checkpoint yet"
+        return DivergenceError(f"{what}; {kept}; lower optim.lr or set optim.grad_clip")
+
+    def checkpoint(self) -> None:
+        # Parameters are identical on every rank (DDP), so every rank takes this branch:
+        # a last step that overflowed the weights must not replace a good checkpoint.
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise self.diverged(f"non-finite parameters at epoch {self.pos.epoch} step "
+                                f"{self.pos.step}: not checkpointed")
+        if self.rank == 0:
+            save_checkpoint(self.run_dir, self.state_dict(), self.pos.epoch, self.pos.step,
+                            keep=self.cfg.train.keep_checkpoints)
+        pg.barrier()  # nobody runs ahead of a checkpoint that may be needed to restart
+
+    def maybe_resume(self) -> None:
+        # every rank reads the same file (shared run dir), so all resume identically
+        found = load_latest_checkpoint(self.run_dir)
+        if found is None:
+            return
+        state, ref = found
+        changes = check_resumable(state, config_to_dict(self.cfg), self.identity, str(ref.path))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        apply_optim_config(self.optimizer, self.scheduler, self.cfg.optim)  # the new lr wins
+        self.pos = Position(**state["position"])
+        self.best_state = state.get("best_model")
+        self.metrics.truncate_after(self.pos.epoch)
+        if self.rank == 0:
+            log.warning("resumed from %s (epoch %d, step %d)", ref.path, self.pos.epoch, self.pos.step)
+            for key, before, after in changes:
+                log.warning("resumed with a changed config: %s was %r, now %r", key, before, after)
+
+    def finish(self, wall_s: float) -> dict[str, Any]:
+        final = {"event": "final", "best_epoch": self.pos.best_epoch, "val_acc": self.pos.best_val,
+                 "test_acc": self.pos.best_test, "epochs_run": self.pos.epoch,
+                 "total_steps": self.pos.global_step, "wall_time_s": wall_s}
+        if self.rank == 0:
+            buf = io.BytesIO()
+            torch.save({"model": self.model.state_dict(), "best_model": self.best_state,
+                        "config": config_to_dict(self.cfg)}, buf)
+            atomic_write(self.run_dir / "model.pt", buf.getvalue())
+        self.metrics.write(final)
+        return final

@@ -1,0 +1,194 @@
+"""GCN and GraphSAGE over a ``SampledSubgraph``, built from PyG's ``GCNConv`` / ``SAGEConv``.
+
+Layer trimming (PyG ``trim_to_layer``): nodes and edges come ordered by hop, so layer
+i of L only needs the nodes of hops 0..L-i and the edges of hops 0..L-1-i, and its
+output is needed only for hops 0..L-1-i. Cutting by plain slicing means the last
+layer touches only the edges into the seeds: most of the work of an untrimmed pass
+is on outer hops whose outputs are never used.
+
+GCN normalisation ("global", the default): ``GCNConv`` normalises by degrees inside
+the sampled subgraph, which biases every node whose neighbours were subsampled. The
+sampler instead weights edge j->i by ``(D_i/k_i) / sqrt((D_i+1)(D_j+1))`` with the
+global degrees D stored in the shards, and this module adds the self loop
+``1/(D_i+1)``: an unbiased estimate of full-graph GCN, exact when every neighbour is
+taken. "sampled" keeps PyG's own normalisation inside the (trimmed) subgraph.
+
+Speed ("global" GCN): the layer keeps ``GCNConv``'s parameters (``lin``, ``bias``; same
+state dict) but runs the propagation as one fused CSR pass along the sampler's
+``target_ptr`` (``dist_train.model.csr_ops``), and in the cheaper order: ``(A X) W`` when the
+layer widens (aggregate the narrow input, then transform only the targets), ``A (X W)``
+when it narrows. ``A (X W) = (A X) W``, so the result is the same.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dist_train.model.csr_ops import csr_aggregate, relu_dropout
+from dist_train.sampling.sampler import SampledSubgraph
+
+ARCHS = ("gcn", "sage")
+NORMS = ("none", "batch", "layer")
+GCN_NORMS = ("global", "sampled")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _make_norm(kind: str, dim: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(dim)
+    if kind == "layer":
+        return nn.LayerNorm(dim)
+    return nn.Identity()
+
+
+def _cumulative(counts: list[int]) -> list[int]:
+    """``out[h]`` = sum of ``counts[0..h]``."""
+    out, total = [], 0
+    for c in counts:
+        total += int(c)
+        out.append(total)
+    return out
+
+
+class GNN(nn.Module):
+    """``num_layers`` convolutions; ReLU, optional norm and dropout between them.
+
+    ``trim`` (default True) is the fast path; False runs every layer on the whole
+    subgraph (same seed logits for SAGE and global-GCN; kept for tests).
+    """
+
+    def __init__(self, arch: str, in_dim: int, hidden: int, num_classes: int, num_layers: int,
+                 dropout: float, norm: str = "none", gcn_norm: str = "global",
+                 trim: bool = True) -> None:
+        super().__init__()
+        _check_choice("arch", arch, ARCHS)
+        _check_choice("norm", norm, NORMS)
+        _check_choice("gcn_norm", gcn_norm, GCN_NORMS)
+        if num_layers < 1:
+            raise ValueError(f"num_layers: {num_layers} is not >= 1")
+        self.arch, self.gcn_norm, self.dropout, self.trim = arch, gcn_norm, dropout, trim
+        dims = [in_dim] + [hidden] * (num_layers - 1) + [num_classes]
+        self.convs = nn.ModuleList(self._make_conv(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.norms = nn.ModuleList(_make_norm(norm, hidden) for _ in range(num_layers - 1))
+
+    def _make_conv(self, in_dim: int, out_dim: int) -> nn.Module:
+        # PyG is imported only where its layers run: it costs ~110 MiB of RSS per rank
+        if self.arch == "sage":
+            from torch_geometric.nn import SAGEConv
+
+            return SAGEConv(in_dim, out_dim, aggr="mean")
+        if self.gcn_norm == "global":
+            return GlobalGCNLayer(in_dim, out_dim)
+        from torch_geometric.nn import GCNConv
+
+        return GCNConv(in_dim, out_dim)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.convs)
+
+    def forward(self, x: torch.Tensor, sub: SampledSubgraph) -> torch.Tensor:
+        """Logits of the seeds, ``[sub.num_seeds, num_classes]``; ``x`` is aligned with ``sub.node_ids``."""
+        L = self.num_layers
+        if sub.num_layers != L:
+            raise ValueError(f"subgraph has {sub.num_layers} hops but the model {L} layers")
+        self._check_weights(sub)
+        node_end, edge_end = _cumulative(sub.num_sampled_nodes), _cumulative(sub.num_sampled_edges)
+        for i in range(L):
+            if self.trim:
+                n_src, n_dst, n_edge = node_end[L - i], node_end[L - 1 - i], edge_end[L - 1 - i]
+            else:
+                n_src = n_dst = node_end[L]
+                n_edge = edge_end[L - 1]
+            x = self._step(i, x[:n_src], sub, n_dst, n_edge)
+        return x[: sub.num_seeds]
+
+    def _check_weights(self, sub: SampledSubgraph) -> None:
+        if self.arch == "gcn" and self.gcn_norm == "global" and sub.edge_weight is None:
+            raise ValueError("gcn_norm='global' needs edge weights: give the sampler the degrees")
+
+    @property
+    def layerwise_exact(self) -> bool:
+        """True when a layer's output at a node depends only on that node's row and its
+        neighbours' inputs, so layers can be evaluated one at a time over the whole graph
+        (``dist_train.model.layerwise``). PyG's "sampled" GCN normalises by subgraph degrees."""
+        return self.arch == "sage" or self.gcn_norm == "global"
+
+    def layer(self, i: int, x: torch.Tensor, sub: SampledSubgraph) -> torch.Tensor:
+        """Layer ``i`` alone, from ``x`` (aligned with ``sub.node_ids``) to ``sub``'s seeds,
+        over all of ``sub``'s edges (a 1-hop subgraph); norm and ReLU follow as in
+        ``forward``, dropout only when training."""
+        self._check_weights(sub)
+        return self._step(i, x, sub, sub.num_seeds, sub.num_sampled_edges_total)
+
+    def _step(self, i: int, x: torch.Tensor, sub: SampledSubgraph, n_dst: int,
+              n_edge: int) -> torch.Tensor:
+        """Layer ``i``'s convolution, then (between layers) norm, ReLU and dropout."""
+        x = self._conv(self.convs[i], x, sub, n_dst, n_edge)
+        if i < self.num_layers - 1:
+            x = relu_dropout(self.norms[i](x), self.dropout, self.training)
+        return x
+
+    def _conv(self, conv: nn.Module, x: torch.Tensor, sub: SampledSubgraph, n_dst: int,
+              n_edge: int) -> torch.Tensor:
+        """One layer from ``x`` (source nodes) to the first ``n_dst`` nodes over the first ``n_edge`` edges."""
+        edge_index = sub.edge_index[:, :n_edge]
+        if self.arch == "sage":
+            return conv((x, x[:n_dst]), edge_index)  # bipartite: lin_r only on the targets
+        if self.gcn_norm == "sampled":
+            return conv(x, edge_index)[:n_dst]
+        assert sub.edge_weight is not None and sub.degree is not None
+        ptr = _target_ptr(sub, n_dst)
+        # self loop 1/(D_i + 1) as a diagonal term of the same pass
+        args = (ptr, edge_index[0], sub.edge_weight[:n_edge], 1.0 / (sub.degree[:n_dst] + 1.0))
+        if conv.in_channels <= conv.out_channels:
+            out = conv.lin(csr_aggregate(x, *args))
+        else:
+            out = csr_aggregate(conv.lin(x), *args)
+        return out if conv.bias is None else out + conv.bias
+
+
+class GlobalGCNLayer(nn.Module):
+    """``GCNConv``'s parameters (``lin.weight``, ``bias``) without PyG's message passing.
+
+    The "global" GCN only uses them (``GNN._conv`` propagates along the CSR), so this
+    layer is a drop-in with the same state dict and, for the same torch seed, the same
+    initial weights: PyG's ``GCNConv`` draws its glorot weights twice (once when its
+    ``Linear`` is built, once in its own ``reset_parameters``), and so does this.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.lin = nn.utils.skip_init(nn.Linear, in_channels, out_channels, bias=False)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        bound = math.sqrt(6.0 / (in_channels + out_channels))
+        with torch.no_grad():
+            for _ in range(2):
+                self.lin.weight.uniform_(-bound, bound)
+
+
+def _target_ptr(sub: SampledSubgraph, n_dst: int) -> torch.Tensor:
+    """Row pointer of the first ``n_dst`` targets (edges are grouped by target, in order)."""
+    if sub.target_ptr is not None:
+        ptr = sub.target_ptr[: n_dst + 1]
+        missing = n_dst + 1 - ptr.shape[0]  # untrimmed layers: outer-hop rows have no edges
+        return torch.cat([ptr, ptr[-1:].expand(missing)]) if missing > 0 else ptr
+    targets = torch.arange(n_dst + 1, device=sub.edge_index.device)
+    return torch.searchsorted(sub.edge_index[1].contiguous(), targets)
+
+
+def build_model(arch: str, in_dim: int, hidden: int, num_classes: int, num_layers: int,
+                dropout: float, norm: str = "none", gcn_norm: str = "global") -> nn.Module:
+    """A ``GNN``; forward ``(x, sub) -> [sub.num_seeds, num_classes]`` logits.
+
+    Parameters depend only on the torch RNG state (call ``torch.manual_seed`` first).
+    """
+    return GNN(arch, in_dim, hidden, num_classes, num_layers, dropout, norm, gcn_norm)

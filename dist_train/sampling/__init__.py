@@ -1,0 +1,1 @@
+"""Sampling: the batch plan (seed nodes per step), the neighbour sampler and the background prefetcher."""

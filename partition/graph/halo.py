@@ -1,0 +1,156 @@
+"""The node set and local CSR of one part: its inner nodes plus an H-hop halo.
+
+Local ids: inner nodes (sorted by global id) are ``0 .. num_inner-1``, halo nodes
+(sorted by global id) follow. The halo is every node outside the part within ``hops``
+hops of it. The local CSR holds every edge of the full graph whose two ends are both
+local, so with ``hops >= 1`` an inner node's row is its complete neighbour list, and a
+halo node's row holds only its edges to other local nodes (hop-H halo nodes lose their
+edges to hop H+1). With ``hops == 0`` there is no halo and inner rows keep only their
+intra-part edges. Rows are sorted by local id.
+
+A :class:`PartBuilder` keeps one global→local int64 array for all parts and resets only
+the entries a part touched, so P parts cost O(N + part sizes), not O(P·N).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from partition.graph.csr import CSR
+
+_UNSEEN = -1
+_HALO = -2  # marked during the BFS; halo ids are assigned once the halo is sorted
+
+
+@dataclass
+class PartGraph:
+    """One part's local graph (see the module docstring for id order and halo rows)."""
+
+    global_ids: np.ndarray
+    """int64 [n_local]: inner ascending, then halo ascending."""
+    num_inner: int
+    indptr: np.ndarray
+    """int64 [n_local+1]"""
+    indices: np.ndarray
+    """int64 local ids"""
+
+    @property
+    def num_local(self) -> int:
+        return int(self.global_ids.shape[0])
+
+    @property
+    def num_halo(self) -> int:
+        return self.num_local - self.num_inner
+
+
+@njit(cache=True, nogil=True)
+def _expand(frontier: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+            g2l: np.ndarray, capacity: int) -> np.ndarray:
+    """Unseen neighbours of ``frontier``, each once; marks them as halo."""
+    out = np.empty(capacity, dtype=np.int64)
+    n = 0
+    for u in frontier:
+        for k in range(indptr[u], indptr[u + 1]):
+            v = indices[k]
+            if g2l[v] == _UNSEEN:
+                g2l[v] = _HALO
+                out[n] = v
+                n += 1
+    return out[:n]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _local_csr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: np.ndarray,
+               g2l: np.ndarray, inner_complete: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``nodes`` restricted to local neighbours, as sorted local ids.
+
+    A global row is sorted by global id, and local ids are monotone in global id within
+    inner and within halo. So a row is filled with its inner neighbours from the front
+    and its halo neighbours from the back, and the back segment is then reversed. With
+    ``inner_complete`` (hops >= 1) an inner row's length is its degree: only halo rows
+    need a counting pass. Rows are independent: parallel.
+    """
+    n = nodes.shape[0]
+    local_ptr = np.zeros(n + 1, dtype=np.int64)
+    for i in prange(n):
+        lo, hi = indptr[nodes[i]], indptr[nodes[i] + 1]
+        if i < num_inner and inner_complete:
+            local_ptr[i + 1] = hi - lo
+        else:
+            c = 0
+            for k in range(lo, hi):
+                c += g2l[indices[k]] >= 0
+            local_ptr[i + 1] = c
+    local_ptr = np.cumsum(local_ptr)
+    local_idx = np.empty(local_ptr[n], dtype=np.int64)
+    for i in prange(n):
+        a, b = local_ptr[i], local_ptr[i + 1] - 1
+        for k in range(indptr[nodes[i]], indptr[nodes[i] + 1]):
+            j = g2l[indices[k]]
+            if j >= num_inner:
+                local_idx[b] = j
+                b -= 1
+            elif j >= 0:
+                local_idx[a] = j
+                a += 1
+        b = local_ptr[i + 1] - 1
+        while a < b:  # the halo segment was filled backwards
+            local_idx[a], local_idx[b] = local_idx[b], local_idx[a]
+            a += 1
+            b -= 1
+    return local_ptr, local_idx
+
+
+class PartBuilder:
+    """Builds the parts of one assignment in turn, reusing its O(N) scratch arrays."""
+
+    def __init__(self, csr: CSR, parts: np.ndarray, num_parts: int) -> None:
+        self.csr = csr
+        self.num_parts = num_parts
+        self._by_part = np.argsort(parts, kind="stable")  # ascending ids within each part
+        sizes = np.bincount(parts, minlength=num_parts)
+        self._bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        self._g2l = np.full(csr.num_nodes, _UNSEEN, dtype=np.int64)
+
+    def inner(self, part_id: int) -> np.ndarray:
+        """Sorted global ids of the part's inner nodes."""
+        lo, hi = self._bounds[part_id], self._bounds[part_id + 1]
+        return self._by_part[lo:hi].astype(np.int64)
+
+    def build(self, part_id: int, hops: int) -> PartGraph:
+        inner = self.inner(part_id)
+        rings: list[np.ndarray] = []
+        try:
+            return self._build(inner, hops, rings)
+        finally:  # reset only what this part touched, even on error
+            self._g2l[inner] = _UNSEEN
+            for ring in rings:
+                self._g2l[ring] = _UNSEEN
+
+    def _build(self, inner: np.ndarray, hops: int, rings: list[np.ndarray]) -> PartGraph:
+        csr, g2l = self.csr, self._g2l
+        g2l[inner] = np.arange(inner.shape[0], dtype=np.int64)
+        frontier = inner
+        for _ in range(hops):
+            reach = int((csr.indptr[frontier + 1] - csr.indptr[frontier]).sum())
+            frontier = _expand(frontier, csr.indptr, csr.indices, g2l, min(csr.num_nodes, reach))
+            if frontier.size == 0:
+                break
+            rings.append(frontier)
+        halo = np.sort(np.concatenate(rings)) if rings else np.empty(0, dtype=np.int64)
+        g2l[halo] = inner.shape[0] + np.arange(halo.shape[0], dtype=np.int64)
+        nodes = np.concatenate((inner, halo))
+        indptr, indices = _local_csr(nodes, inner.shape[0], csr.indptr, csr.indices, g2l, hops >= 1)
+        return PartGraph(global_ids=nodes, num_inner=int(inner.shape[0]), indptr=indptr,
+                         indices=indices)
+
+
+def build_part(csr: CSR, parts: np.ndarray, part_id: int, hops: int) -> PartGraph:
+    """One part on its own; to build every part, reuse a :class:`PartBuilder`."""
+    if hops < 0:
+        raise ValueError(f"hops must be >= 0, got {hops}")
+    num_parts = int(parts.max()) + 1 if parts.size else 1
+    return PartBuilder(csr, parts, max(num_parts, part_id + 1)).build(part_id, hops)

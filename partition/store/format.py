@@ -1,0 +1,292 @@
+"""The dataset directory: the only code that writes or reads shard files (FORMAT.md).
+
+Writing (:func:`write_dataset`) streams every array through a sha256 as it goes to
+disk, gathers feature rows from the (possibly memory-mapped) source in blocks, and
+publishes the directory atomically (:mod:`partition.store.atomic_dir`), ``manifest.json``
+last. Reading (:func:`load_partition`) memory-maps each array read-only, so a rank
+pays only for the pages it touches; :func:`verify_dataset` (checks in
+:mod:`partition.store.verify`) re-hashes files and checks ids before a run trusts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from partition.errors import DatasetError
+from partition.store.atomic_dir import MARKER, atomic_dir, fsync_dir
+from partition.store.npy_stream import FileRecord, IOThreads, NpyWriter, write_npy
+
+if TYPE_CHECKING:  # the reader must not import numba, pymetis or the writer's modules
+    from partition.graph.csr import CSR
+    from partition.graph.halo import PartGraph
+    from partition.readers.source_graph import SourceGraph
+
+FORMAT_VERSION = 1
+MANIFEST = MARKER
+NODE_PART = "node_part.npy"
+PART_ARRAYS = ("global_ids", "indptr", "indices", "x", "y", "degree",
+               "train_idx", "val_idx", "test_idx")
+"""Each part directory holds ``<name>.npy`` for each of these, and nothing else."""
+SPLITS = ("train", "val", "test")
+GATHER_BYTES = 1 << 26
+"""Feature bytes gathered from the source and written at a time."""
+
+
+def part_dir(part_id: int) -> str:
+    return f"part-{part_id:05d}"
+
+
+def part_file(part_id: int, name: str) -> str:
+    """Path of one array relative to the dataset directory, as keyed in ``files``."""
+    return f"{part_dir(part_id)}/{name}.npy"
+
+
+def _created_by() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"giantgcn-partition {version('giantgcn')}"
+    except Exception:  # noqa: BLE001 - not installed (run from a checkout)
+        return "giantgcn-partition (source checkout)"
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _split_codes(graph: SourceGraph) -> np.ndarray:
+    """int8 [N]: 0 unused, 1 train, 2 val, 3 test (one byte per node, not three masks)."""
+    code = np.zeros(graph.num_nodes, dtype=np.int8)
+    for c, idx in enumerate((graph.train_idx, graph.val_idx, graph.test_idx), start=1):
+        code[np.asarray(idx, dtype=np.int64)] = c
+    return code
+
+
+def _write_features(path: Path, x: np.ndarray, ids: np.ndarray,
+                    io: IOThreads | None = None) -> FileRecord:
+    writer = NpyWriter(path, (ids.shape[0], x.shape[1]), np.float32, io)
+    try:
+        step = max(1, GATHER_BYTES // max(1, 4 * x.shape[1]))
+        for lo in range(0, ids.shape[0], step):
+            writer.write(np.asarray(x[ids[lo:lo + step]], dtype=np.float32))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def _write_part(root: Path, pg: PartGraph, part_id: int, graph: SourceGraph, degree: np.ndarray,
+                codes: np.ndarray, io: IOThreads) -> tuple[dict[str, FileRecord], dict]:
+    (root / part_dir(part_id)).mkdir()
+    ids = pg.global_ids
+    inner_code = codes[ids[:pg.num_inner]]
+    arrays = {"global_ids": ids, "indptr": pg.indptr, "indices": pg.indices,
+              "y": np.asarray(graph.y[ids], dtype=np.int64), "degree": degree[ids]}
+    for c, name in enumerate(SPLITS, start=1):
+        arrays[f"{name}_idx"] = np.flatnonzero(inner_code == c).astype(np.int64)
+    records = {part_file(part_id, name): write_npy(root / part_file(part_id, name), a, io=io)
+               for name, a in arrays.items()}
+    records[part_file(part_id, "x")] = _write_features(root / part_file(part_id, "x"), graph.x,
+                                                       ids, io)
+    summary = {"part_id": part_id, "num_inner": pg.num_inner, "num_halo": pg.num_halo,
+               "num_edges": int(pg.indices.shape[0])}
+    summary |= {f"num_{name}": int(arrays[f"{name}_idx"].shape[0]) for name in SPLITS}
+    return records, summary
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.ndarray,
+                  hops: int, method: str, seed: int, *, num_parts: int | None = None,
+                  force: bool = False, stats: dict | None = None,
+                  timings: dict[str, float] | None = None,
+                  progress: Callable[[int], None] | None = None) -> dict:
+    """Write every part and the manifest atomically; return the manifest.
+
+    ``stats`` is :func:`partition_stats` output (computed if absent), ``timings`` the
+    earlier stages' seconds (``write`` is added), ``progress(1)`` is called per part.
+    Raises InputError naming ``--out`` for an existing directory without ``force`` or
+    any OSError while writing; nothing is left behind then.
+    """
+    from partition.graph.halo import PartBuilder
+    from partition.graph.partitioners import partition_stats
+
+    t0 = time.perf_counter()
+    num_parts = int(parts.max()) + 1 if num_parts is None else num_parts
+    codes = _split_codes(graph)
+    if stats is None:
+        stats = partition_stats(csr, parts, codes == 1, num_parts)
+    with atomic_dir(Path(out_dir), force) as tmp:
+        builder, degree, summaries = PartBuilder(csr, parts, num_parts), csr.degree(), []
+        # Build part p+1 (numba, no GIL) while part p goes to disk; hash blocks while they
+        # are written and fsync files while the next ones are made: CPU and disk overlap.
+        # Costs one extra part in memory.
+        with ThreadPoolExecutor(1, "giantgcn-halo") as pool, IOThreads() as io:
+            files = {NODE_PART: write_npy(tmp / NODE_PART, np.asarray(parts, dtype=np.int32), io=io)}
+            upcoming = pool.submit(builder.build, 0, hops)
+            for p in range(num_parts):
+                part = upcoming.result()
+                if p + 1 < num_parts:
+                    upcoming = pool.submit(builder.build, p + 1, hops)
+                records, summary = _write_part(tmp, part, p, graph, degree, codes, io)
+                files |= records
+                summaries.append(summary)
+                if progress is not None:
+                    progress(1)
+            io.wait()  # every array on disk before the manifest says the dataset is complete
+        for p in range(num_parts):
+            fsync_dir(tmp / part_dir(p))
+        times = dict(timings or {}) | {"write": time.perf_counter() - t0}
+        manifest = _manifest(graph, csr, num_parts, hops, method, seed, stats, summaries, times, files)
+        _write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def _manifest(graph: SourceGraph, csr: CSR, num_parts: int, hops: int, method: str, seed: int,
+              stats: dict, summaries: list[dict], times: dict[str, float],
+              files: dict[str, FileRecord]) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "created_by": _created_by(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": graph.name,
+        "num_nodes": csr.num_nodes,
+        "num_edges": csr.num_edges,
+        "num_features": graph.num_features,
+        "feature_dtype": "float32",
+        "num_classes": int(graph.num_classes),
+        "num_train": int(len(graph.train_idx)),
+        "num_val": int(len(graph.val_idx)),
+        "num_test": int(len(graph.test_idx)),
+        "num_parts": num_parts,
+        "method": method,
+        "seed": seed,
+        "halo_hops": hops,
+        "edge_cut": stats["edge_cut"],
+        "edge_cut_ratio": stats["edge_cut_ratio"],
+        "train_imbalance": stats["train_imbalance"],
+        "edge_imbalance": stats["edge_imbalance"],
+        "node_imbalance": stats["node_imbalance"],
+        "parts": summaries,
+        "timings_s": {k: round(v, 3) for k, v in times.items()},
+        "files": {k: files[k].to_json() for k in sorted(files)},
+    }
+
+
+# ---------------------------------------------------------------- reading
+
+
+REQUIRED_KEYS = ("num_nodes", "num_edges", "num_features", "num_classes", "num_parts",
+                 "halo_hops", "parts", "files")
+
+
+def load_manifest(dataset_dir: str | Path) -> dict:
+    """The parsed ``manifest.json``; DatasetError if the directory is not a complete v1 dataset."""
+    d = Path(dataset_dir)
+    if not d.is_dir():
+        raise DatasetError(f"{d}: no such dataset directory")
+    path = d / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"{d}: not a giantgcn dataset, or an incomplete one (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetError(f"{path}: unreadable ({err})") from None
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path}: expected a JSON object")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DatasetError(f"{path}: format_version {version!r}; this giantgcn reads "
+                           f"version {FORMAT_VERSION} (re-run giantgcn-partition)")
+    for key in REQUIRED_KEYS:
+        if key not in manifest:
+            raise DatasetError(f"{path}: missing key {key!r}")
+    if len(manifest["parts"]) != manifest["num_parts"]:
+        raise DatasetError(f"{path}: {len(manifest['parts'])} entries in 'parts' "
+                           f"but num_parts is {manifest['num_parts']}")
+    return manifest
+
+
+@dataclass
+class Partition:
+    """One part, arrays memory-mapped read-only; local ids: inner first, then halo."""
+
+    part_id: int
+    global_ids: np.ndarray
+    num_inner: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    degree: np.ndarray
+    """Global undirected degree of each local node (for exact GCN normalisation)."""
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+
+    @property
+    def num_local(self) -> int:
+        return int(self.global_ids.shape[0])
+
+    @property
+    def num_halo(self) -> int:
+        return self.num_local - self.num_inner
+
+
+def open_array(dataset_dir: Path, manifest: dict, rel: str) -> np.ndarray:
+    """Memory-map one listed array read-only, checking shape and dtype against the manifest."""
+    path = dataset_dir / rel
+    record = manifest["files"].get(rel)
+    if record is None:
+        raise DatasetError(f"{dataset_dir / MANIFEST}: lists no file {rel}")
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing (incomplete dataset)")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DatasetError(f"{path}: cannot read as .npy ({err})") from None
+    if list(array.shape) != list(record["shape"]) or array.dtype.str != record["dtype"]:
+        raise DatasetError(f"{path}: {array.dtype.str}{list(array.shape)} but the manifest says "
+                           f"{record['dtype']}{record['shape']}")
+    return array
+
+
+def load_partition(dataset_dir: str | Path, part_id: int, verify: bool = False) -> Partition:
+    """Open one part (``verify=True`` first re-hashes and checks its files)."""
+    d = Path(dataset_dir)
+    manifest = load_manifest(d)
+    num_parts = manifest["num_parts"]
+    if isinstance(part_id, bool) or not 0 <= int(part_id) < num_parts:
+        raise DatasetError(f"{d}: part {part_id} out of range [0, {num_parts})")
+    part_id = int(part_id)
+    if verify:
+        verify_dataset(d, parts=[part_id])
+    arrays = {name: open_array(d, manifest, part_file(part_id, name)) for name in PART_ARRAYS}
+    return Partition(part_id=part_id, num_inner=int(manifest["parts"][part_id]["num_inner"]),
+                     **arrays)
+
+
+def verify_dataset(dataset_dir: str | Path, parts: list[int] | None = None,
+                   cache_dir: str | Path | None = None) -> None:
+    """Raise DatasetError naming the first bad file; ``parts`` limits the check to those parts.
+
+    ``cache_dir`` remembers files already hashed, so a restarted run does not re-read them.
+    """
+    from partition.store.verify import verify  # imported here: verify.py builds on this module
+
+    verify(Path(dataset_dir), parts, Path(cache_dir) if cache_dir is not None else None)
