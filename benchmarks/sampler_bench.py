@@ -88,9 +88,12 @@ def seed_batches(g: BenchGraph, batch: int, count: int) -> list[np.ndarray]:
 
 
 def time_ours(g: BenchGraph, fanouts: list[int], replace: bool, weights: bool,
-              batches: list[np.ndarray], gather: bool = False) -> tuple[float, float, bool, float]:
+              batches: list[np.ndarray], gather: bool = False,
+              keyed: bool = False) -> tuple[float, float, bool, float]:
     degree = np.diff(g.indptr) if weights else None
-    sampler = NeighborSampler(g.indptr, g.indices, fanouts, degree=degree, replace=replace)
+    keys = np.arange(g.indptr.shape[0] - 1, dtype=np.int64) if keyed else None
+    sampler = NeighborSampler(g.indptr, g.indices, fanouts, degree=degree, replace=replace,
+                              global_ids=keys)
     sampler.sample(batches[0], 0)  # compile / load the numba cache outside the clock
     cpu, edges = torch.device("cpu"), 0
     y = np.zeros(g.indptr.shape[0] - 1, dtype=np.int64)
@@ -151,15 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     g = load_graph()
     batches = seed_batches(g, args.batch_size, args.batches)
-    configs = [("ours, no replacement, GCN weights", False, True, False),
-               ("ours, no replacement, no weights", False, False, False),
-               ("ours, with replacement, GCN weights", True, True, False),
-               (f"ours, no replacement + gather x (F={g.x.shape[1]})", False, True, True)]
+    configs = [("ours, no replacement, GCN weights", False, True, False, False),
+               ("ours, same, streams keyed by global id (trainer)", False, True, False, True),
+               ("ours, no replacement, no weights", False, False, False, False),
+               ("ours, with replacement, GCN weights", True, True, False, False),
+               (f"ours, no replacement + gather x (F={g.x.shape[1]})", False, True, True, False)]
     best: dict[str, Row] = {}
     # rounds interleave every sampler, so a burst of load on the shared machine hits all alike
     for _ in range(args.repeat):
-        got = [Row(name, *time_ours(g, args.fanouts, rep, w, batches, gather))
-               for name, rep, w, gather in configs]
+        got = [Row(name, *time_ours(g, args.fanouts, rep, w, batches, gather, keyed))
+               for name, rep, w, gather, keyed in configs]
         ts = time_torch_sparse(g, args.fanouts, batches)
         for r in got + ([ts] if ts else []):
             if r.name not in best or r.edges_per_s > best[r.name].edges_per_s:

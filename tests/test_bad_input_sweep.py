@@ -65,7 +65,7 @@ def _truncate(ds: Path) -> None:
 
 def _old_version(ds: Path) -> None:
     m = ds / "manifest.json"
-    m.write_text(m.read_text().replace('"format_version": 1', '"format_version": 2'))
+    m.write_text(m.read_text().replace('"format_version": 2', '"format_version": 1'))
 
 
 def _bad_npy(out: Path) -> Path:

@@ -185,7 +185,7 @@ def test_verify_checks_meaning_not_only_checksums(dataset):
 @pytest.mark.parametrize("damage,match", [
     (lambda d: (d / "manifest.json").unlink(), "not a giantgcn dataset"),
     (lambda d: (d / "part-00002" / "y.npy").unlink(), r"y\.npy: missing"),
-    (lambda d: (d / "manifest.json").write_text('{"format_version": 2}'), "format_version 2"),
+    (lambda d: (d / "manifest.json").write_text('{"format_version": 1}'), "format_version 1"),
     (lambda d: (d / "manifest.json").write_text("{nope"), "unreadable"),
 ])
 def test_broken_datasets_give_one_line(dataset, damage, match):

@@ -42,8 +42,8 @@ def test_parts_match_naive_halo_and_induced_edges(graph, num_parts, hops):
         local = set(pg.global_ids.tolist())
         expected = {(u, v) for u in local for v in adj[u] if v in local}
         assert _local_edges(pg) == expected
-        for i in range(pg.num_local):
-            row = pg.indices[pg.indptr[i]:pg.indptr[i + 1]]
+        for i in range(pg.num_local):  # in global-id order: the sampler's positions (issue 15)
+            row = pg.global_ids[pg.indices[pg.indptr[i]:pg.indptr[i + 1]]]
             assert np.all(np.diff(row) > 0)
         if hops >= 1:  # every inner row is the node's complete neighbour set
             for i, u in enumerate(inner.tolist()):

@@ -47,8 +47,8 @@ def test_merge_is_the_union_of_the_parts(dataset, part_ids):
     rows = np.repeat(np.arange(g.num_local), np.diff(g.indptr))
     got = list(zip(ids[rows].tolist(), ids[g.indices].tolist(), strict=True))
     assert len(got) == len(set(got)) and set(got) == edges  # no repeats, nothing lost or added
-    for r in range(g.num_local):  # rows sorted, as in a single part
-        row = g.indices[g.indptr[r]:g.indptr[r + 1]]
+    for r in range(g.num_local):  # rows in global-id order, as in a single part
+        row = ids[g.indices[g.indptr[r]:g.indptr[r + 1]]]
         assert np.all(row[1:] > row[:-1])
     assert np.array_equal(g.x, graph.x[ids]) and np.array_equal(g.y, graph.y[ids])
     train = np.intersect1d(np.asarray(graph.train_idx), ids[: g.num_inner])

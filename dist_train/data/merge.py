@@ -6,7 +6,8 @@ graph in 2 parts and far more than the rank's share of a 10^8-edge graph. Here t
 output arrays are the only per-edge memory: an inner node's row is taken from the one
 part that owns it (with a halo it is complete there); a node that is only halo gets
 the union of its partial rows. Rows are then sorted and deduplicated in place (numba,
-no GIL). Node rows (features, labels, degrees) are copied block by block from the
+no GIL) and put in global-id order, the order a part's rows have on disk (the sampler's
+draws are positions in a row: partition-invariant sampling, issue 15). Node rows (features, labels, degrees) are copied block by block from the
 memory-mapped parts, so no part is ever read whole into memory.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from partition.graph.csr import dedupe_sorted_rows, sort_rows
 from partition.store.format import Partition
@@ -45,9 +46,18 @@ def _fill_rows(loc, num_inner_part, indptr, indices, num_inner, cursor, out):
             cursor[m] = c
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def _order_rows_by_key(indptr, indices, key):
+    for r in prange(indptr.shape[0] - 1):
+        row = indices[indptr[r]:indptr[r + 1]]
+        row[:] = row[np.argsort(key[row], kind="mergesort")]
+
+
 def merged_csr(parts: Sequence[Partition], locs: Sequence[np.ndarray], num_nodes: int,
-               num_inner: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indptr, indices) of the merged graph in merged ids; ``locs[p]`` maps part p's local ids."""
+               num_inner: int, global_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr int64 [n+1], indices int64) of the merged graph in merged ids, each row in
+    global-id order; ``locs[p]`` maps part p's local ids, ``global_ids`` (int64 [n]) the
+    merged ones."""
     counts = np.zeros(num_nodes + 1, dtype=np.int64)
     for p, loc in zip(parts, locs, strict=True):
         _count_rows(loc, int(p.num_inner), p.indptr, num_inner, counts[1:])
@@ -60,6 +70,7 @@ def merged_csr(parts: Sequence[Partition], locs: Sequence[np.ndarray], num_nodes
     sort_rows(indptr, indices)  # the same clean-up as partition's CSR build
     nnz = dedupe_sorted_rows(indptr, indices)
     indices.resize(nnz, refcheck=False)  # halo rows shrank: drop the tail in place
+    _order_rows_by_key(indptr, indices, global_ids)
     return indptr, indices
 
 

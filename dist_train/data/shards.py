@@ -95,7 +95,7 @@ def _merge(parts: list, part_ids: list[int]) -> LocalGraph:
     locs = [lookup(np.asarray(p.global_ids)) for p in parts]
     del lookup, inner, halo_all
     # per-edge memory is the output alone (dist_train.data.merge): a rank's share of a giant graph fits
-    indptr, indices = merged_csr(parts, locs, len(global_ids), num_inner)
+    indptr, indices = merged_csr(parts, locs, len(global_ids), num_inner, global_ids)
     x, y, degree = merged_node_rows(parts, locs, len(global_ids))
 
     def split(name: str) -> np.ndarray:

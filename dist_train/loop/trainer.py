@@ -86,10 +86,12 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, o, cfg.train.epochs)
         s = cfg.sampler
         self.train_sampler = NeighborSampler(graph.indptr, graph.indices, list(s.fanouts),
-                                             degree=graph.degree, replace=s.replace)
+                                             degree=graph.degree, replace=s.replace,
+                                             global_ids=graph.global_ids)
         eval_fanouts = list(s.eval_fanouts) if s.eval_fanouts is not None else [-1] * len(s.fanouts)
         self.eval_sampler = NeighborSampler(graph.indptr, graph.indices, eval_fanouts,
-                                            degree=graph.degree, replace=False)
+                                            degree=graph.degree, replace=False,
+                                            global_ids=graph.global_ids)
         self.pos = Position()
         self.metrics = MetricsLog(run_dir, enabled=rank == 0)
         self.best_state: dict[str, torch.Tensor] | None = None

@@ -7,6 +7,13 @@ batch; its random numbers come from a splitmix64 stream seeded by the batch's ow
 seed, so the same (seeds, seed) gives the same subgraph whatever thread runs it and
 whatever ran before.
 
+Partition-invariant (issue 15): the neighbours chosen for a node depend only on (batch
+seed, the node's global id, hop) -- each target gets its own counter-based stream -- and
+a row's positions are in global-id order (the dataset format stores rows so). So a seed
+set samples the same subgraph, as global ids, whether the graph is in 1 part or 64, as
+long as the rows it expands are complete there (a halo as deep as the model, or exact
+mode); this is what makes sampling across parts provably exact.
+
 Layout of the result (PyG ``sampler/base.py`` style, ordered by hop so the model can
 trim layers with plain slicing): nodes are seeds, then the new nodes of hop 1, hop 2,
 ...; edges are grouped by the hop of their target (hop-h edges point into hop-h nodes).
@@ -43,7 +50,7 @@ def _below(z: np.uint64, m: np.int64) -> np.int64:
 
 @njit(cache=True, nogil=True)
 def _choose(d, k, replace, state, chosen, scratch):
-    """Write k row positions in [0, d) into ``chosen``; return the advanced RNG state.
+    """Write k row positions in [0, d) into ``chosen``, drawing from the stream at ``state``.
 
     Without replacement: partial Fisher-Yates over a scratch copy of 0..d-1 when the row
     is short, else Floyd's algorithm (O(k^2) membership scans, no O(d) work on hubs).
@@ -135,12 +142,20 @@ def _add_seeds(seeds, node_map, nodes, node_deg, degree, has_degree):
 
 
 @njit(cache=True, nogil=True)
-def _sample_hop(indptr, indices, lo, hi, f, replace, state, chosen, scratch, node_map, nodes,
-                node_deg, degree, has_degree, ei, wgt, target_ptr, num, e):
+def _node_stream(base: np.uint64, key: np.int64, hop: np.int64) -> np.uint64:
+    """The RNG state of one (batch, node, hop): a splitmix64 hash of the three, so a
+    node's choice never depends on which part holds it or what was sampled before."""
+    z = _mix(base ^ (np.uint64(key) * _GAMMA))
+    return _mix(z + np.uint64(hop + 1) * _MUL1)
+
+
+@njit(cache=True, nogil=True)
+def _sample_hop(indptr, indices, lo, hi, f, replace, base, hop, keys, has_keys, chosen, scratch,
+                node_map, nodes, node_deg, degree, has_degree, ei, wgt, target_ptr, num, e):
     """Edges into the nodes at positions lo..hi-1; new neighbours get the next positions.
 
     ``target_ptr[t]`` gets the first edge of target t (edges come grouped by target).
-    Returns the updated (node count, edge count, RNG state).
+    Returns the updated (node count, edge count).
     """
     for t in range(lo, hi):
         target_ptr[t] = e
@@ -150,7 +165,8 @@ def _sample_hop(indptr, indices, lo, hi, f, replace, state, chosen, scratch, nod
         take_all = f < 0 or (d <= f and not replace)
         k = d if take_all else (f if d > 0 else 0)
         if not take_all and k > 0:
-            state = _choose(d, k, replace, state, chosen, scratch)
+            _choose(d, k, replace, _node_stream(base, keys[v] if has_keys else v, hop),
+                    chosen, scratch)
         scale = 0.0
         if has_degree and k > 0:
             scale = degree[v] / k / np.sqrt(degree[v] + 1.0)
@@ -169,13 +185,16 @@ def _sample_hop(indptr, indices, lo, hi, f, replace, state, chosen, scratch, nod
             if has_degree:
                 wgt[e] = scale / np.sqrt(node_deg[pos] + 1.0)
             e += 1
-    return num, e, state
+    return num, e
 
 
 @njit(cache=True, nogil=True)
-def sample_hops(indptr, indices, seeds, fanouts, replace, rng_seed, node_map, degree, has_degree):
+def sample_hops(indptr, indices, seeds, fanouts, replace, rng_seed, node_map, degree, has_degree,
+                keys, has_keys):
     """All hops of one batch; returns (status, nodes, edge_index, weight, node_degree,
-    nodes_per_hop, edges_per_hop, target_ptr). ``node_map`` is all -1 on entry and on exit."""
+    nodes_per_hop, edges_per_hop, target_ptr). ``node_map`` is all -1 on entry and on exit.
+    ``keys`` (int64 per local node, e.g. global ids) names each node's random stream;
+    without ``has_keys`` the local id does."""
     num_hops = fanouts.shape[0]
     b = seeds.shape[0]
     nodes = np.empty(max(2 * b, 16), dtype=np.int64)
@@ -190,7 +209,7 @@ def sample_hops(indptr, indices, seeds, fanouts, replace, rng_seed, node_map, de
     ei = np.empty((2, 0), dtype=np.int64)
     wgt = np.empty(0, dtype=np.float32)
     target_ptr = np.empty(num + 1, dtype=np.int64)
-    state = _mix(rng_seed ^ _MUL2)  # nearby seeds start far apart in the stream
+    base = _mix(rng_seed ^ _MUL2)  # nearby seeds start far apart in the stream
     e = 0
     lo, hi = 0, num
     for h in range(num_hops if status == 0 else 0):
@@ -201,9 +220,9 @@ def sample_hops(indptr, indices, seeds, fanouts, replace, rng_seed, node_map, de
             wgt = _exact(wgt, e, e + cnt)
         nodes, node_deg = _grown(nodes, num + cnt), _grown(node_deg, num + cnt)
         target_ptr = _grown(target_ptr, hi + 1)
-        num, e, state = _sample_hop(indptr, indices, lo, hi, f, replace, state, chosen, scratch,
-                                    node_map, nodes, node_deg, degree, has_degree, ei, wgt,
-                                    target_ptr, num, e)
+        num, e = _sample_hop(indptr, indices, lo, hi, f, replace, base, h, keys, has_keys,
+                             chosen, scratch, node_map, nodes, node_deg, degree, has_degree, ei,
+                             wgt, target_ptr, num, e)
         per_hop_nodes[h + 1] = num - hi
         per_hop_edges[h] = cnt
         lo, hi = hi, num
@@ -292,12 +311,18 @@ class NeighborSampler:
     A fanout of -1 takes the whole row. With ``degree`` (the global undirected degree
     of every local node) each edge also gets its GCN weight; see ``SampledSubgraph``.
 
+    With ``global_ids`` (int64 [n], the global id of every local node) each node's
+    neighbours are drawn from a stream keyed by (batch seed, global id, hop), so the
+    sample is the same in any partition whose rows are complete and in global-id order
+    (the shard format's rows are); without it the local id keys the stream.
+
     One call at a time per sampler (a lock guards the reusable id map); build one
     sampler per thread to sample in parallel.
     """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, fanouts: list[int],
-                 degree: np.ndarray | None = None, replace: bool = False) -> None:
+                 degree: np.ndarray | None = None, replace: bool = False,
+                 global_ids: np.ndarray | None = None) -> None:
         self._indptr = np.ascontiguousarray(indptr, dtype=np.int64)
         self._indices = np.ascontiguousarray(indices, dtype=np.int64)
         _check_csr(self._indptr, self._indices)
@@ -313,6 +338,11 @@ class NeighborSampler:
                 raise ValueError(f"degree has shape {self._degree.shape}, expected ({n},)")
             if np.any(self._degree < np.diff(self._indptr)):
                 raise ValueError("degree: a node's global degree is below its local row length")
+        self._has_keys = global_ids is not None
+        self._keys = (np.zeros(0, dtype=np.int64) if global_ids is None
+                      else np.asarray(global_ids, dtype=np.int64))
+        if self._has_keys and self._keys.shape != (n,):
+            raise ValueError(f"global_ids has shape {self._keys.shape}, expected ({n},)")
         # Global->position map, all -1 between calls; the kernel resets only what it
         # touched, so a batch costs O(sampled) rather than O(n).
         self._node_map = np.full(n, -1, dtype=np.int64)
@@ -338,7 +368,8 @@ class NeighborSampler:
         rng_seed = np.uint64(int(seed) % (1 << 64))
         with self._lock:
             out = sample_hops(self._indptr, self._indices, seeds, self._fanouts, self.replace,
-                              rng_seed, self._node_map, self._degree, self._has_degree)
+                              rng_seed, self._node_map, self._degree, self._has_degree,
+                              self._keys, self._has_keys)
         status, nodes, edge_index, weight, node_degree, per_hop_nodes, per_hop_edges, ptr = out
         if status != 0:
             what = "is out of range" if status == -1 else "appears twice"

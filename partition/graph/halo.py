@@ -6,7 +6,9 @@ hops of it. The local CSR holds every edge of the full graph whose two ends are 
 local, so with ``hops >= 1`` an inner node's row is its complete neighbour list, and a
 halo node's row holds only its edges to other local nodes (hop-H halo nodes lose their
 edges to hop H+1). With ``hops == 0`` there is no halo and inner rows keep only their
-intra-part edges. Rows are sorted by local id.
+intra-part edges. Rows are in global-id order (not local-id order): the sampler draws
+positions in a row, so the same order in every partition makes a node's sample the same
+whatever part holds it (partition-invariant sampling, issue 15).
 
 A :class:`PartBuilder` keeps one global→local int64 array for all parts and resets only
 the entries a part touched, so P parts cost O(N + part sizes), not O(P·N).
@@ -65,11 +67,9 @@ def _expand(frontier: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
 @njit(cache=True, nogil=True, parallel=True)
 def _local_csr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: np.ndarray,
                g2l: np.ndarray, inner_complete: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``nodes`` restricted to local neighbours, as sorted local ids.
+    """Rows of ``nodes`` restricted to local neighbours, as local ids in global-id order.
 
-    A global row is sorted by global id, and local ids are monotone in global id within
-    inner and within halo. So a row is filled with its inner neighbours from the front
-    and its halo neighbours from the back, and the back segment is then reversed. With
+    A global row is sorted by global id, so filtering it keeps that order. With
     ``inner_complete`` (hops >= 1) an inner row's length is its degree: only halo rows
     need a counting pass. Rows are independent: parallel.
     """
@@ -87,20 +87,12 @@ def _local_csr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: n
     local_ptr = np.cumsum(local_ptr)
     local_idx = np.empty(local_ptr[n], dtype=np.int64)
     for i in prange(n):
-        a, b = local_ptr[i], local_ptr[i + 1] - 1
+        a = local_ptr[i]
         for k in range(indptr[nodes[i]], indptr[nodes[i] + 1]):
             j = g2l[indices[k]]
-            if j >= num_inner:
-                local_idx[b] = j
-                b -= 1
-            elif j >= 0:
+            if j >= 0:
                 local_idx[a] = j
                 a += 1
-        b = local_ptr[i + 1] - 1
-        while a < b:  # the halo segment was filled backwards
-            local_idx[a], local_idx[b] = local_idx[b], local_idx[a]
-            a += 1
-            b -= 1
     return local_ptr, local_idx
 
 

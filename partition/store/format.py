@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the reader must not import numba, pymetis or the writer's m
     from partition.graph.halo import PartGraph
     from partition.readers.source_graph import SourceGraph
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = MARKER
 NODE_PART = "node_part.npy"
 PART_ARRAYS = ("global_ids", "indptr", "indices", "x", "y", "degree",
