@@ -1,0 +1,83 @@
+"""Exact sampling across parts (issue 15): ranks that each hold only their parts sample,
+with all-to-alls, the same subgraph (global ids, order, edges, weights) that the batch
+sampler draws on the whole graph in one part."""
+
+import json
+
+import numpy as np
+import pytest
+from fake_gang import FakeGang, run_ranks
+from partition_helpers import clustered_edges, make_source
+
+from dist_train.data.shards import assign_parts, load_local_graph
+from dist_train.sampling.exact import ExactSampler, OwnedGraph
+from dist_train.sampling.sampler import NeighborSampler
+from partition.graph.csr import build_csr
+from partition.graph.partitioners import random_partition
+from partition.store.format import write_dataset
+
+N = 700
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    src, dst = clustered_edges(N, clusters=7, degree=12, p_out=0.3, seed=5)
+    graph = make_source(N, src, dst, seed=2)
+    csr = build_csr(N, graph.edge_chunks)
+    root = tmp_path_factory.mktemp("exact")
+    out = {}
+    for p in (1, 2, 8):
+        parts = random_partition(N, p, seed=1) if p > 1 else np.zeros(N, dtype=np.int32)
+        write_dataset(root / f"p{p}", graph, csr, parts, 1, "random", 0, num_parts=p)
+        out[p] = root / f"p{p}"
+    return out
+
+
+def owned(ds, part_ids: list[int], rank: int, part_rank: np.ndarray) -> OwnedGraph:
+    """A rank's graph for exact mode; the owner of each node from node_part.npy (test only)."""
+    g = load_local_graph(str(ds), part_ids)
+    node_part = np.load(ds / "node_part.npy")
+    return OwnedGraph(rank=rank, global_ids=np.asarray(g.global_ids), num_inner=g.num_inner,
+                      indptr=np.asarray(g.indptr), indices=np.asarray(g.indices),
+                      degree=np.asarray(g.degree), owner=part_rank[node_part[g.global_ids]].astype(np.int32))
+
+
+def whole_graph_sample(ds, seeds_global, batch_seed, fanouts, replace):
+    g = load_local_graph(str(ds), [0])
+    s = NeighborSampler(g.indptr, g.indices, fanouts, degree=g.degree, replace=replace,
+                        global_ids=g.global_ids)
+    return s.sample(np.asarray(seeds_global), batch_seed)  # one part: local id == global id
+
+
+@pytest.mark.parametrize("num_parts,world", [(2, 2), (8, 8), (8, 2), (8, 3)])
+@pytest.mark.parametrize("fanouts,replace", [([4, 3], False), ([3, 2, 2], False), ([5, 3], True),
+                                             ([-1, 2], False)])
+def test_exact_equals_one_part(data, num_parts, world, fanouts, replace):
+    ds = data[num_parts]
+    manifest = json.loads((ds / "manifest.json").read_text())
+    plan = assign_parts([p["num_train"] for p in manifest["parts"]], world)
+    part_rank = np.empty(num_parts, dtype=np.int64)
+    for r, ps in enumerate(plan):
+        part_rank[ps] = r
+    gang = FakeGang(world)
+
+    def rank_fn(rank, exchange):
+        g = owned(ds, plan[rank], rank, part_rank)
+        # uneven batches: rank r takes 10 + 7r seeds, the last rank none at all
+        k = 0 if rank == world - 1 else min(g.num_inner, 10 + 7 * rank)
+        seeds = np.random.default_rng(rank).choice(g.num_inner, k, replace=False)
+        sampler = ExactSampler(g, exchange, world, fanouts, replace)
+        return [(g.global_ids[seeds], sampler.sample(seeds, s)) for s in (3, 4)]
+
+    for got in run_ranks(world, rank_fn, gang):
+        for (seeds_global, (sub, owner)), batch_seed in zip(got, (3, 4), strict=True):
+            want = whole_graph_sample(data[1], seeds_global, batch_seed, fanouts, replace)
+            assert np.array_equal(sub.node_ids.numpy(), want.node_ids.numpy())
+            assert np.array_equal(sub.edge_index.numpy(), want.edge_index.numpy())
+            assert np.array_equal(sub.edge_weight.numpy(), want.edge_weight.numpy())
+            assert sub.num_sampled_nodes == want.num_sampled_nodes
+            assert np.array_equal(sub.target_ptr.numpy(), want.target_ptr.numpy())
+            assert np.array_equal(sub.degree.numpy(), want.degree.numpy())
+            node_part = np.load(ds / "node_part.npy")
+            assert np.array_equal(owner, part_rank[node_part[sub.node_ids.numpy()]])
+    assert len(set(gang.calls)) == 1  # lockstep: every rank made the same collective calls
