@@ -11,6 +11,7 @@ from partition_helpers import clustered_edges, make_source
 
 from dist_train.data.shards import assign_parts, load_local_graph
 from dist_train.sampling.exact import ExactSampler, OwnedGraph
+from dist_train.sampling.fetch import RowStore, fetch_rows
 from dist_train.sampling.sampler import NeighborSampler
 from partition.graph.csr import build_csr
 from partition.graph.partitioners import random_partition
@@ -81,3 +82,31 @@ def test_exact_equals_one_part(data, num_parts, world, fanouts, replace):
             node_part = np.load(ds / "node_part.npy")
             assert np.array_equal(owner, part_rank[node_part[sub.node_ids.numpy()]])
     assert len(set(gang.calls)) == 1  # lockstep: every rank made the same collective calls
+
+
+@pytest.mark.parametrize("cache", ["none", "halo"])
+def test_fetched_rows_equal_the_source_rows(data, cache):
+    """Every sampled node's row arrives, from this rank, its cache or its owner; the counts add up."""
+    ds, world = data[8], 4
+    manifest = json.loads((ds / "manifest.json").read_text())
+    plan = assign_parts([p["num_train"] for p in manifest["parts"]], world)
+    part_rank = np.empty(8, dtype=np.int64)
+    for r, ps in enumerate(plan):
+        part_rank[ps] = r
+    whole = load_local_graph(str(data[1]), [0])
+
+    def rank_fn(rank, exchange):
+        g = owned(ds, plan[rank], rank, part_rank)
+        x = np.asarray(load_local_graph(str(ds), plan[rank]).x)
+        rows = g.num_inner if cache == "none" else g.global_ids.shape[0]
+        store = RowStore(rank, g.global_ids, g.num_inner, rows, x[:rows])
+        sub, owner = ExactSampler(g, exchange, world, [4, 3]).sample(np.arange(0, g.num_inner, 3), 9)
+        feats, stats = fetch_rows(store, exchange, world, sub.node_ids.numpy(), owner)
+        return sub.node_ids.numpy(), owner, feats, stats
+
+    for rank, (ids, owner, feats, stats) in enumerate(run_ranks(world, rank_fn)):
+        assert np.array_equal(feats, np.asarray(whole.x)[ids])
+        far = int((owner != rank).sum())
+        assert stats.own == ids.shape[0] - far and stats.cache_hits + stats.remote == far
+        assert far > 0 and (stats.cache_hits == 0 if cache == "none" else stats.cache_hits > 0)
+        assert stats.bytes_in == stats.remote * 4 * feats.shape[1]
