@@ -26,7 +26,7 @@ from dist_train.sampling.sampler import SampledSubgraph
 
 AllToAll = Callable[[list[np.ndarray]], list[np.ndarray]]
 """``send[r]`` goes to rank r; returns ``recv[r]``, what rank r sent here. Arrays of one
-dtype and trailing shape, any length (the exchange module, ``dist_train.exchange``)."""
+dtype and trailing shape, any length: ``dist_train.exchange.Exchange`` (or a fake in tests)."""
 
 
 @dataclass
