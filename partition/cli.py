@@ -16,11 +16,17 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from partition.errors import InputError, print_error_line
 
+if TYPE_CHECKING:
+    from partition.readers.features import FeatureOptions
+
 PROG = "giantgcn-partition"
 METHODS = ("metis", "random")
+FEATURE_DTYPES = ("float32", "float16", "bfloat16")  # partition.readers.features (not imported: fast --help)
+NORMALIZATIONS = ("none", "row", "standard")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="run METIS on a uniform sample of about E undirected edges (METIS needs "
                          "~85 bytes per edge: 10^8 edges want ~20 GB); cut and balance are still "
                          "those of the full graph (default: every edge)")
+    ap.add_argument("--feature-dtype", choices=FEATURE_DTYPES, default="float32",
+                    help="dtype of the stored features (default float32); float16 / bfloat16 halve "
+                         "shard bytes and each rank's feature memory, the trainer computes in float32")
+    ap.add_argument("--normalize-features", choices=NORMALIZATIONS, default="none",
+                    help="row: each row divided by its sum (Kipf & Welling's GCN); standard: each "
+                         "column to mean 0, std 1 over the whole graph (default none)")
     ap.add_argument("--force", action="store_true", help="replace an existing dataset at --out")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress bars (the summary table is still printed)")
@@ -72,6 +84,16 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _partition(args: argparse.Namespace) -> int:
+    from partition.readers.features import FeatureOptions
+    from partition.store.atomic_dir import check_out_dir, scratch_dir
+
+    out = Path(args.out)
+    check_out_dir(out, args.force)
+    with scratch_dir(out) as scratch:
+        return _run(args, out, FeatureOptions(args.feature_dtype, args.normalize_features, scratch))
+
+
+def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
     import numpy as np
 
     from partition.graph.csr import build_csr
@@ -79,15 +101,14 @@ def _partition(args: argparse.Namespace) -> int:
     from partition.progress import peak_rss_bytes, stage, summary_table
     from partition.readers.source_graph import split_mask
     from partition.readers.sources import read_source
-    from partition.store.atomic_dir import check_out_dir
     from partition.store.format import write_dataset
 
-    out = Path(args.out)
-    check_out_dir(out, args.force)
     bars = not args.quiet and sys.stderr.isatty()
     timings: dict[str, float] = {}
     with stage("read", timings, bars):
-        graph = read_source(args.input, args.root)
+        graph = read_source(args.input, args.root, features)
+    for line in graph.warnings:
+        print_error_line(f"{PROG}: warning: {line}")
     if args.num_parts > graph.num_nodes:
         raise InputError(f"--num-parts: {args.num_parts} is more than the graph's "
                          f"{graph.num_nodes} nodes")

@@ -13,7 +13,7 @@ from torch_geometric.data import Data
 
 from partition.errors import InputError
 from partition.graph.csr import build_csr
-from partition.readers import ogb_reader, source_checks
+from partition.readers import features, ogb_reader, source_checks
 from partition.readers.sources import read_source
 
 N = 6
@@ -155,11 +155,11 @@ BAD_NPY = {
     "float edge ids": ({"edge_index": EDGES.astype(np.float64)}, "edge_index.npy", "integer"),
     "x 1-D": ({"x": X[:, 0]}, "x.npy", "2-D"),
     "x strings": ({"x": X.astype(str)}, "x.npy", "numeric"),
-    "NaN feature": ({"x": np.where(np.arange(18).reshape(6, 3) == 13, np.nan, X)}, "x.npy", "row 4"),
-    "inf feature": ({"x": np.where(np.arange(18).reshape(6, 3) == 2, np.inf, X)}, "x.npy", "row 0"),
+    "NaN feature": ({"x": np.where(np.arange(18).reshape(6, 3) == 13, np.nan, X)}, "x.npy", "node 4, column 1"),
+    "inf feature": ({"x": np.where(np.arange(18).reshape(6, 3) == 2, np.inf, X)}, "x.npy", "node 0, column 2"),
     "y 2 columns": ({"y": np.stack([Y, Y], 1)}, "y.npy", "shape"),
     "label count": ({"y": Y[:5]}, "y.npy", "5 labels"),
-    "negative label": ({"y": Y - 1}, "y.npy", ">= 0"),
+    "negative label on a train node": ({"y": Y - 1}, "train split", "no label", "node 0"),
     "fractional label": ({"y": Y + 0.5}, "y.npy", "not integers"),
     "split out of range": ({"test_idx": np.array([4, 6])}, "test_idx.npy", "out of range"),
     "negative split id": ({"val_idx": np.array([-1])}, "val_idx.npy", "out of range"),
@@ -172,7 +172,7 @@ BAD_NPY = {
 
 @pytest.mark.parametrize("case", list(BAD_NPY), ids=list(BAD_NPY))
 def test_npy_bad_input(tmp_path, monkeypatch, case):
-    monkeypatch.setattr(source_checks, "BLOCK_BYTES", 12)  # NaN search spans several row blocks
+    monkeypatch.setattr(features, "BLOCK_BYTES", 12)  # NaN search spans several row blocks
     override, *needles = BAD_NPY[case]
     d = write_npy(tmp_path / "g", **override)
     expect_error(lambda: read_source(f"npy:{d}"), *needles)
@@ -224,12 +224,12 @@ def test_bad_ogb_files(tmp_path):
     (d / "raw" / "node-label.csv.gz").write_bytes(b"plain text, not gzip")
     expect_error(lambda: read_source(f"ogb:{d}"), "node-label.csv.gz", "gzip")
     write_gz(d / "raw" / "node-label.csv.gz", ["0", "nan", "1", "1", "2", "2"])
-    expect_error(lambda: read_source(f"ogb:{d}"), "node-label.csv.gz", "not integers")
+    expect_error(lambda: read_source(f"ogb:{d}"), "train split", "no label", "node 1")
     write_gz(d / "raw" / "node-label.csv.gz", [str(v) for v in Y])
     (d / "split" / "sales" / "valid.csv.gz").unlink()
     expect_error(lambda: read_source(f"ogb:{d}"), "valid.csv.gz", "no such file")
     write_gz(d / "split" / "sales" / "valid.csv.gz", ["3"])
     (d / "raw" / "edge.csv.gz").unlink()
-    expect_error(lambda: read_source(f"ogb:{d}"), "edge.csv.gz", "no such file")
+    expect_error(lambda: read_source(f"ogb:{d}"), "edge.csv.gz", "data.npz", "neither")
     write_gz(d / "raw" / "node-feat.csv.gz", ["1,2", "3"])
     expect_error(lambda: read_source(f"ogb:{d}"), "node-feat.csv.gz", "line 2")

@@ -1,12 +1,18 @@
 """Read an OGB node-property-prediction directory without the ``ogb`` package.
 
-The layout the OGB package writes (e.g. ``ogbn_products/``)::
+OGB ships two raw layouts; the one present is used (OGB's own loader picks by a
+``binary`` flag of its dataset table; we look at the files, and name the missing one
+when neither layout is complete). The csv layout (e.g. ``ogbn_products/``)::
 
     raw/edge.csv.gz            "src,dst" per line, no header (directed; CSR symmetrises)
     raw/node-feat.csv.gz       one row of comma-separated floats per node
-    raw/node-label.csv.gz      one integer per line
+    raw/node-label.csv.gz      one label per line (NaN: unlabelled)
     raw/num-node-list.csv.gz   optional: the node count
     split/<name>/{train,valid,test}.csv.gz   one node id per line
+
+and the binary layout of the giant ones (ogbn-papers100M), read by
+:mod:`partition.readers.ogb_binary`: ``raw/data.npz`` and ``raw/node-label.npz``, with
+the same ``split/`` folder.
 
 Gzipped text is parsed in blocks of whole lines with numpy's C parser (``np.loadtxt``
 on a 64 MiB block), never line by line in Python. Edges are streamed: each pass over
@@ -27,14 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from partition.errors import InputError
-from partition.readers.source_checks import (
-    SplitInput,
-    check_edge_ids,
-    check_features,
-    check_labels,
-    check_splits,
-)
+from partition.readers.features import FeatureOptions, array_features, prepare_features
+from partition.readers.source_checks import check_edge_ids, check_labels
 from partition.readers.source_graph import EdgeChunks, SourceGraph
+from partition.readers.splits import SplitInput, check_splits
 
 READ_BYTES = 1 << 26
 """Decompressed bytes parsed at a time (about 4M edges of a typical edge file)."""
@@ -131,24 +133,47 @@ def _num_nodes(raw: Path, labels: np.ndarray) -> int:
     return int(counts[0])
 
 
-def read_ogb(spec: str, rest: str) -> SourceGraph:
-    """``ogb:DIR`` or ``ogb:DIR#SPLIT`` -> SourceGraph."""
+def read_splits(root: Path, choice: str | None, num_nodes: int) -> list[np.ndarray]:
+    """Train, valid, test ids from ``split/<name>/*.csv.gz`` (both layouts)."""
+    split = _split_dir(root, choice)
+    files = [split / f"{name}.csv.gz" for name in ("train", "valid", "test")]
+    return check_splits([[SplitInput(str(p), read_table(p, np.int64, 1))] for p in files], num_nodes)
+
+
+def _layout(raw: Path) -> str:
+    """``"binary"`` or ``"csv"``, from the files present; InputError naming what is missing."""
+    if (raw / "data.npz").is_file():
+        if not (raw / "node-label.npz").is_file():
+            raise InputError(f"{raw / 'node-label.npz'}: no such file (OGB's binary layout has "
+                             "raw/data.npz and raw/node-label.npz)")
+        return "binary"
+    if (raw / "edge.csv.gz").is_file():
+        return "csv"
+    raise InputError(f"{raw}: not an OGB raw folder: neither data.npz (binary layout) nor "
+                     "edge.csv.gz (csv layout)")
+
+
+def read_ogb(spec: str, rest: str, root_arg: str | None, opts: FeatureOptions) -> SourceGraph:
+    """``ogb:DIR`` or ``ogb:DIR#SPLIT`` -> SourceGraph, from either raw layout."""
     directory, choice = (rest, None) if Path(rest).is_dir() or "#" not in rest else rest.rsplit("#", 1)
     root = Path(directory)
     if not root.is_dir():
         raise InputError(f"--input {spec!r}: {root} is not a directory")
     raw = root / "raw"
+    if _layout(raw) == "binary":
+        from partition.readers.ogb_binary import read_ogb_binary
+
+        return read_ogb_binary(spec, root, choice, opts)
     label_path, feat_path = raw / "node-label.csv.gz", raw / "node-feat.csv.gz"
     labels = read_table(label_path, np.float64, 1)  # floats so that "3.0" and NaN reach the check
     n = _num_nodes(raw, labels)
-    x = check_features(read_table(feat_path, np.float32, 2), str(feat_path))
-    if x.shape[0] != n:
-        raise InputError(f"{feat_path}: {x.shape[0]} rows but the graph has {n} nodes")
+    features = array_features(read_table(feat_path, np.float32, 2), str(feat_path))
+    if features.num_rows != n:
+        raise InputError(f"{feat_path}: {features.num_rows} rows but the graph has {n} nodes")
     y = check_labels(labels, n, str(label_path), str(feat_path))
-    split = _split_dir(root, choice)
-    files = [split / f"{name}.csv.gz" for name in ("train", "valid", "test")]
-    splits = [SplitInput(str(p), read_table(p, np.int64, 1)) for p in files]
-    train_idx, val_idx, test_idx = check_splits(splits, n)
+    train_idx, val_idx, test_idx = read_splits(root, choice, n)
     return SourceGraph(name=spec, num_nodes=n, edge_chunks=stream_edges(raw / "edge.csv.gz", n),
-                       x=x, y=y, num_classes=int(y.max()) + 1 if y.size else 0,
-                       train_idx=train_idx, val_idx=val_idx, test_idx=test_idx)
+                       x=prepare_features(features, opts), y=y,
+                       num_classes=int(y.max()) + 1 if y.size else 0,
+                       train_idx=train_idx, val_idx=val_idx, test_idx=test_idx,
+                       feature_normalization=opts.normalize)

@@ -2,9 +2,15 @@
 
     synthetic[:key=value,...]   the built-in graph (partition.readers.synthetic)
     planetoid:NAME              PyG Planetoid (Cora, CiteSeer, PubMed) under --root DIR
-    ogb:DIR[#SPLIT]             an OGB node-property directory (raw/*.csv.gz, split/)
-    npy:DIR                     edge_index.npy, x.npy, y.npy [, train/val/test_idx.npy]
+    ogb:DIR[#SPLIT]             an OGB node-property directory, csv or binary (npz) layout
+    npy:DIR                     edge_index.npy, x.npy, y.npy [, train/val/test _idx or _mask .npy]
     pt:FILE                     a torch_geometric Data saved with torch.save
+
+Every reader goes through the same rules (issue 10): splits by name
+(:mod:`partition.readers.splits`), labels with NaN or a negative value meaning
+"unlabelled" (:func:`partition.readers.source_checks.check_labels`), features converted
+and normalised by :mod:`partition.readers.features`, and :func:`read_source` checks
+last that every split node is labelled and the train split is not empty.
 
 Node ids are range-checked chunk by chunk as ``edge_chunks`` is read, so a bad id in a
 streamed source raises :class:`InputError` during the first pass over the edges (CSR
@@ -14,78 +20,93 @@ building) rather than costing an extra pass here; everything else is checked bef
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from partition.errors import InputError
-from partition.readers.source_checks import (
-    SplitInput,
-    array_edge_chunks,
-    check_edge_index,
-    check_features,
-    check_labels,
-    pick_splits,
+from partition.readers.features import (
+    FeatureOptions,
+    FeatureSource,
+    array_features,
+    prepare_features,
 )
+from partition.readers.source_checks import array_edge_chunks, check_edge_index, check_labels
 from partition.readers.source_graph import SourceGraph
+from partition.readers.splits import SplitInput, check_split_labels, kind_of, pick_splits
 
 KINDS = "synthetic[:key=value,...], planetoid:NAME, ogb:DIR, npy:DIR, pt:FILE"
-PLANETOID_NAMES = ("Cora", "CiteSeer", "PubMed")
 SPLIT_NAMES = ("train", "val", "test")
-_SPLIT_KEYS = {"train": ("train_mask", "train_idx"), "val": ("val_mask", "val_idx", "valid_idx"),
-               "test": ("test_mask", "test_idx")}
+SPLIT_KEYS = {
+    "train": ("train_mask", "train_idx", "train_index"),
+    "val": ("val_mask", "val_idx", "val_index", "valid_mask", "valid_idx", "valid_index"),
+    "test": ("test_mask", "test_idx", "test_index"),
+}
+"""Names a split goes by, in a PyG Data or as ``NAME.npy`` in an npy directory."""
+IGNORED_NPY = ("edge_weight.npy", "edge_attr.npy")
+Reader = Callable[[str, str, "str | None", FeatureOptions], SourceGraph]
 
 
-def read_source(spec: str, root: str | None = None) -> SourceGraph:
-    """Read what ``--input`` names; ``root`` is ``--root`` (only planetoid needs it)."""
+def read_source(spec: str, root: str | None = None,
+                features: FeatureOptions | None = None) -> SourceGraph:
+    """Read what ``--input`` names; ``root`` is ``--root`` (only planetoid needs it).
+
+    ``features`` sets the stored feature dtype and normalisation (default float32, none).
+    Raises InputError (one line naming the file, field or flag) for anything wrong.
+    """
+    from partition.readers.ogb_reader import read_ogb
+    from partition.readers.pyg_reader import read_planetoid, read_pt
+
     kind, _, rest = spec.partition(":")
-    readers: dict[str, Callable[[str, str, str | None], SourceGraph]] = {
-        "synthetic": _read_synthetic, "planetoid": _read_planetoid, "ogb": _read_ogb,
-        "npy": _read_npy, "pt": _read_pt,
-    }
+    readers: dict[str, Reader] = {"synthetic": _read_synthetic, "planetoid": read_planetoid,
+                                  "ogb": read_ogb, "npy": _read_npy, "pt": read_pt}
     if kind not in readers:
         raise InputError(f"--input {spec!r}: unknown kind {kind!r}; expected one of {KINDS}")
     if kind != "synthetic" and not rest:
         raise InputError(f"--input {spec!r}: nothing after '{kind}:'; expected one of {KINDS}")
-    return readers[kind](spec, rest, root)
+    graph = readers[kind](spec, rest, root, features or FeatureOptions())
+    check_split_labels(graph.y, [graph.train_idx, graph.val_idx, graph.test_idx],
+                       SPLIT_NAMES, f"--input {spec}")
+    return graph
 
 
-def _read_synthetic(spec: str, rest: str, root: str | None) -> SourceGraph:
+def _read_synthetic(spec: str, rest: str, root: str | None, opts: FeatureOptions) -> SourceGraph:
+    from dataclasses import replace
+
     from partition.readers.synthetic import make_synthetic, parse_synthetic_spec
 
-    return make_synthetic(parse_synthetic_spec(rest), name=spec)
+    graph = make_synthetic(parse_synthetic_spec(rest), name=spec)
+    x = prepare_features(array_features(graph.x, spec), opts)
+    return replace(graph, x=x, feature_normalization=opts.normalize)
 
 
-def _read_ogb(spec: str, rest: str, root: str | None) -> SourceGraph:
-    from partition.readers.ogb_reader import read_ogb
+def assemble(name: str, edge_index: np.ndarray, features: FeatureSource, y: np.ndarray,
+             splits: Sequence[Sequence[SplitInput]], where: Mapping[str, str],
+             opts: FeatureOptions, num_classes: int | None = None,
+             warnings: list[str] | None = None) -> SourceGraph:
+    """Validate arrays (in memory or memory-mapped) and streamed features into a SourceGraph.
 
-    return read_ogb(spec, rest)
-
-
-def assemble(name: str, edge_index: np.ndarray, x: np.ndarray, y: np.ndarray,
-             splits: list[SplitInput | None], where: Mapping[str, str],
-             num_classes: int | None = None) -> SourceGraph:
-    """Validate in-memory or memory-mapped arrays and wrap them as a SourceGraph.
-
-    ``where`` names the file (or file: field) of ``edge_index``, ``x``, ``y`` and the
-    source as a whole (``source``), for the messages.
+    ``where`` names the file (or file: field) of ``edge_index`` and ``y`` and the source
+    as a whole (``source``), for the messages; ``splits[k]`` holds the arrays found for
+    train, val, test (empty: none; no split at all: a seeded random split of the
+    labelled nodes); ``warnings`` are lines for the user (ignored inputs).
     """
     check_edge_index(edge_index, where["edge_index"])
-    x = check_features(x, where["x"])
-    n = int(x.shape[0])
-    y = check_labels(y, n, where["y"], where["x"])
-    train_idx, val_idx, test_idx = pick_splits(splits, SPLIT_NAMES, n, where["source"])
+    n = features.num_rows
+    y = check_labels(y, n, where["y"], features.where)
+    train_idx, val_idx, test_idx = pick_splits(splits, SPLIT_NAMES, y >= 0, where["source"])
     classes = int(y.max()) + 1 if y.size else 0
     if num_classes is not None:
         if classes > num_classes:
             raise InputError(f"{where['y']}: label {classes - 1} >= the dataset's {num_classes} classes")
         classes = num_classes
+    x = prepare_features(features, opts)
     return SourceGraph(name=name, num_nodes=n,
                        edge_chunks=array_edge_chunks(edge_index, n, where["edge_index"]),
-                       x=x, y=y, num_classes=classes,
-                       train_idx=train_idx, val_idx=val_idx, test_idx=test_idx)
+                       x=x, y=y, num_classes=classes, train_idx=train_idx, val_idx=val_idx,
+                       test_idx=test_idx, feature_normalization=opts.normalize,
+                       warnings=list(warnings or []))
 
 
 def load_npy(path: Path) -> np.ndarray:
@@ -98,92 +119,15 @@ def load_npy(path: Path) -> np.ndarray:
         raise InputError(f"{path}: cannot read as .npy ({err})") from None
 
 
-def _read_npy(spec: str, rest: str, root: str | None) -> SourceGraph:
+def _read_npy(spec: str, rest: str, root: str | None, opts: FeatureOptions) -> SourceGraph:
     d = Path(rest)
     if not d.is_dir():
         raise InputError(f"--input {spec!r}: {d} is not a directory")
-    split_files = [d / f"{name}_idx.npy" for name in SPLIT_NAMES]
-    splits = [SplitInput(str(p), load_npy(p)) if p.exists() else None for p in split_files]
-    where = {"edge_index": str(d / "edge_index.npy"), "x": str(d / "x.npy"),
-             "y": str(d / "y.npy"), "source": str(d)}
-    return assemble(spec, load_npy(d / "edge_index.npy"), load_npy(d / "x.npy"),
-                    load_npy(d / "y.npy"), splits, where)
-
-
-def _as_array(value: Any, where: str) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor; imported lazily by whoever made it
-        tensor = value.detach().cpu()
-        try:
-            return tensor.numpy()
-        except TypeError:  # bfloat16 has no numpy dtype
-            return tensor.float().numpy()
-    if isinstance(value, np.ndarray):
-        return value
-    raise InputError(f"{where}: expected a tensor, got {type(value).__name__}")
-
-
-def _field(obj: Any, key: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
-
-
-def from_fields(spec: str, obj: Any, where: str, num_classes: int | None = None) -> SourceGraph:
-    """A PyG ``Data`` (or a dict of tensors) -> SourceGraph; masks or ``*_idx`` for splits."""
-    arrays = {}
-    for key in ("edge_index", "x", "y"):
-        value = _field(obj, key)
-        if value is None:
-            raise InputError(f"{where}: has no {key!r}")
-        arrays[key] = _as_array(value, f"{where}: {key}")
-    splits: list[SplitInput | None] = []
-    for name in SPLIT_NAMES:
-        key = next((k for k in _SPLIT_KEYS[name] if _field(obj, k) is not None), None)
-        splits.append(None if key is None else
-                      SplitInput(f"{where}: {key}", _as_array(_field(obj, key), f"{where}: {key}")))
-    names = {key: f"{where}: {key}" for key in arrays} | {"source": where}
-    return assemble(spec, arrays["edge_index"], arrays["x"], arrays["y"], splits, names, num_classes)
-
-
-def _read_pt(spec: str, rest: str, root: str | None) -> SourceGraph:
-    path = Path(rest)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is the file's fault
-        raise InputError(f"{path}: cannot load with torch.load ({type(err).__name__}: {err})") from None
-    if _field(obj, "edge_index") is None:
-        raise InputError(f"{path}: expected a torch_geometric Data with edge_index, x, y; "
-                         f"got {type(obj).__name__}")
-    return from_fields(spec, obj, str(path))
-
-
-def _read_planetoid(spec: str, rest: str, root: str | None) -> SourceGraph:
-    if root is None:
-        raise InputError(f"--input {spec!r}: planetoid needs --root DIR (the folder holding {rest}/raw)")
-    if rest.lower() not in {n.lower() for n in PLANETOID_NAMES}:
-        raise InputError(f"--input {spec!r}: unknown Planetoid dataset {rest!r}; "
-                         f"expected one of {', '.join(PLANETOID_NAMES)}")
-    if not Path(root).is_dir():
-        raise InputError(f"--root {root}: not a directory")
-    raw = Path(root) / rest / "raw"
-    if not raw.is_dir():
-        raise InputError(f"--root {root}: no {rest}/raw folder with the Planetoid files")
-    try:
-        import scipy  # noqa: F401 - the raw Planetoid files are pickled scipy matrices
-    except ImportError:
-        raise InputError(f"--input {spec!r}: reading Planetoid raw files needs scipy "
-                         "(pip install scipy)") from None
-    from torch_geometric.io import read_planetoid_data
-
-    # PyG's reader, not the Planetoid dataset class: the class writes processed/ next to
-    # raw/, and --root is often a read-only shared folder.
-    try:
-        data = read_planetoid_data(str(raw), rest.lower())
-    except Exception as err:  # noqa: BLE001 - missing/corrupt raw files
-        raise InputError(f"--root {root}: cannot read Planetoid {rest!r} from {raw} "
-                         f"({type(err).__name__}: {err})") from None
-    return from_fields(spec, data, str(raw), num_classes=int(data.y.max()) + 1)
+    splits = [[SplitInput(str(d / f"{key}.npy"), load_npy(d / f"{key}.npy"), kind_of(key))
+               for key in SPLIT_KEYS[name] if (d / f"{key}.npy").exists()] for name in SPLIT_NAMES]
+    where = {"edge_index": str(d / "edge_index.npy"), "y": str(d / "y.npy"), "source": str(d)}
+    ignored = [str(d / f) for f in IGNORED_NPY if (d / f).exists()]
+    warnings = [f"{', '.join(ignored)} ignored: the GCN here is unweighted"] if ignored else []
+    features = array_features(load_npy(d / "x.npy"), str(d / "x.npy"))
+    return assemble(spec, load_npy(d / "edge_index.npy"), features, load_npy(d / "y.npy"),
+                    splits, where, opts, warnings=warnings)

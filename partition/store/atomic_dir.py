@@ -60,19 +60,42 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(out: Path) -> list[Path]:
-    """Delete ``.<name>.tmp-<pid>-*`` siblings left by a killed run whose pid is gone.
+    """Delete ``.<name>.tmp-<pid>-*`` and ``.<name>.scratch-<pid>-*`` siblings of dead runs.
 
     A SIGKILL cannot clean up after itself, and on a giant graph the leftover is as big
     as the dataset. Only dead writers' folders go (the pid is checked on this host), so
     a run still writing into the same parent is never touched.
     """
     removed = []
-    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
-        pid = tmp.name[len(out.name) + 6:].split("-", 1)[0]
-        if tmp.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
+    for kind in ("tmp", "scratch"):
+        for tmp in out.parent.glob(f".{out.name}.{kind}-*"):
+            pid = tmp.name[len(out.name) + len(kind) + 3:].split("-", 1)[0]
+            if tmp.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
     return removed
+
+
+@contextmanager
+def scratch_dir(out: Path) -> Iterator[Path]:
+    """A hidden ``.<name>.scratch-<pid>-<random>`` sibling of ``out`` for big temporaries.
+
+    Beside ``out`` (same disk as the dataset, which must hold them anyway), removed when
+    the block ends however it ends; a killed run's is removed by the next run.
+    """
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        path = out.parent / f".{out.name}.scratch-{os.getpid()}-{secrets.token_hex(4)}"
+        path.mkdir()
+    except OSError as err:
+        raise InputError(f"--out {out}: cannot create a scratch directory in {out.parent}: "
+                         f"{err.strerror or err}") from None
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def fsync_dir(path: Path) -> None:

@@ -71,17 +71,40 @@ def _split_codes(graph: SourceGraph) -> np.ndarray:
     return code
 
 
+def stored_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype ``x.npy`` is written with: bfloat16 as its raw uint16 bits (.npy cannot name it)."""
+    return np.dtype(np.uint16) if dtype.name == "bfloat16" else np.dtype(dtype)
+
+
 def _write_features(path: Path, x: np.ndarray, ids: np.ndarray,
                     io: IOThreads | None = None) -> FileRecord:
-    writer = NpyWriter(path, (ids.shape[0], x.shape[1]), np.float32, io)
+    stored = stored_dtype(x.dtype)
+    writer = NpyWriter(path, (ids.shape[0], x.shape[1]), stored, io)
     try:
-        step = max(1, GATHER_BYTES // max(1, 4 * x.shape[1]))
+        step = max(1, GATHER_BYTES // max(1, stored.itemsize * x.shape[1]))
         for lo in range(0, ids.shape[0], step):
-            writer.write(np.asarray(x[ids[lo:lo + step]], dtype=np.float32))
+            writer.write(np.ascontiguousarray(x[ids[lo:lo + step]]).view(stored))
     except BaseException:
         writer.abort()
         raise
+    release_pages(x)
     return writer.close()
+
+
+def release_pages(x: np.ndarray) -> None:
+    """Drop the resident pages of a read-only file mapping (a memmapped source or scratch x).
+
+    The rows a part gathered stay in the page cache but leave this process's RSS, so
+    writing P parts of a feature file bigger than RAM holds one part's rows, not all.
+    """
+    import mmap
+
+    base = x
+    while base is not None and not isinstance(base, np.memmap):
+        base = base.base if isinstance(base.base, np.ndarray) else None
+    handle = getattr(base, "_mmap", None)  # numpy keeps the mmap object here since 1.x
+    if handle is not None and hasattr(mmap, "MADV_DONTNEED") and base.mode == "r":
+        handle.madvise(mmap.MADV_DONTNEED)
 
 
 def _write_part(root: Path, pg: PartGraph, part_id: int, graph: SourceGraph, degree: np.ndarray,
@@ -168,7 +191,9 @@ def _manifest(graph: SourceGraph, csr: CSR, num_parts: int, hops: int, method: s
         "num_nodes": csr.num_nodes,
         "num_edges": csr.num_edges,
         "num_features": graph.num_features,
-        "feature_dtype": "float32",
+        "feature_dtype": graph.x.dtype.name,
+        "feature_normalization": graph.feature_normalization,
+        "num_unlabelled": graph.num_unlabelled,
         "num_classes": int(graph.num_classes),
         "num_train": int(len(graph.train_idx)),
         "num_val": int(len(graph.val_idx)),
@@ -232,7 +257,9 @@ class Partition:
     indptr: np.ndarray
     indices: np.ndarray
     x: np.ndarray
+    """Features in the manifest's ``feature_dtype`` (float32, float16 or ml_dtypes.bfloat16)."""
     y: np.ndarray
+    """int64 labels; -1 for an unlabelled node (never in a split)."""
     degree: np.ndarray
     """Global undirected degree of each local node (for exact GCN normalisation)."""
     train_idx: np.ndarray
@@ -277,6 +304,10 @@ def load_partition(dataset_dir: str | Path, part_id: int, verify: bool = False) 
     if verify:
         verify_dataset(d, parts=[part_id])
     arrays = {name: open_array(d, manifest, part_file(part_id, name)) for name in PART_ARRAYS}
+    if manifest.get("feature_dtype") == "bfloat16":  # stored as raw uint16 bits
+        from partition.readers.features import numpy_dtype
+
+        arrays["x"] = arrays["x"].view(numpy_dtype("bfloat16"))
     return Partition(part_id=part_id, num_inner=int(manifest["parts"][part_id]["num_inner"]),
                      **arrays)
 
