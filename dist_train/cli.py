@@ -15,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch.distributed as dist
 
 from dist_train.config.schema import Config, config_hash, load_config, save_config
@@ -68,7 +69,30 @@ def prepare_rank(cfg: Config, world: World,
     mine = assignment[world.rank]
     cache = run_dir / ".verified" if run_dir is not None else None
     verify_dataset(data, parts=mine, cache_dir=cache)  # checksums of the files this rank will map
-    return load_local_graph(data, mine), manifest, mine
+    graph = load_local_graph(data, mine)
+    check_trainable(data, manifest, graph)
+    return graph, manifest, mine
+
+
+def check_trainable(data: str, manifest: dict, graph: LocalGraph) -> None:
+    """A dataset with no training node, or a split node without a label, is refused in one line.
+
+    ``giantgcn-partition`` refuses both (issue 10); this catches datasets written
+    otherwise, which used to end in a traceback on every rank at the first epoch. Loss
+    and accuracy are computed on split nodes only, so checking their labels here is
+    what guarantees no unlabelled node (y = -1) reaches them.
+    """
+    if int(manifest.get("num_train", 0)) == 0:
+        raise InputError(f"{data}: the dataset has an empty train split (num_train 0 in manifest.json); "
+                         "partition a source with labelled training nodes")
+    y = np.asarray(graph.y)
+    for name in ("train", "val", "test"):
+        ids = np.asarray(getattr(graph, f"{name}_idx"))
+        unlabelled = ids[y[ids] < 0]
+        if unlabelled.size:
+            raise InputError(f"{data}: parts {graph.part_ids}: {unlabelled.size} {name} nodes have "
+                             f"no label (y = -1), e.g. global node {graph.global_ids[unlabelled[0]]}; "
+                             "re-run giantgcn-partition")
 
 
 def warn_if_halo_short(manifest: dict, cfg: Config) -> None:

@@ -92,6 +92,11 @@ def summary_table(manifest: dict, out_dir: str, peak_rss: int) -> str:
         f"halo {manifest['halo_hops']} hop(s)",
         f"imbalance (max/mean): train nodes {manifest['train_imbalance']:.3f}, "
         f"edges {manifest['edge_imbalance']:.3f}",
+        f"nodes: {manifest['num_nodes']:,}; train {manifest['num_train']:,}, val "
+        f"{manifest['num_val']:,}, test {manifest['num_test']:,}; unlabelled nodes: "
+        f"{manifest.get('num_unlabelled', 0):,}; features {manifest['num_features']} x "
+        f"{manifest.get('feature_dtype', 'float32')}, normalisation "
+        f"{manifest.get('feature_normalization', 'none')}",
         "time: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
         + f" (total {sum(times.values()):.1f} s)",
         f"peak memory: {human_bytes(peak_rss)}",

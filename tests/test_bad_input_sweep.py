@@ -78,6 +78,47 @@ def _bad_npy(out: Path) -> Path:
     return out
 
 
+def _npy_source(out: Path, *, x=None, y=None, **splits) -> Path:
+    """A 6-node npy source (a ring) with the given features, labels and split files."""
+    import numpy as np
+
+    out.mkdir()
+    np.save(out / "edge_index.npy", np.array([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]]))
+    np.save(out / "x.npy", np.ones((6, 3)) if x is None else x)
+    np.save(out / "y.npy", np.array([0, 1, 0, 1, 2, 2]) if y is None else y)
+    splits = {"train_idx": [0, 1, 2], "val_idx": [3], "test_idx": [4, 5]} | splits
+    for name, value in splits.items():
+        if value is not None:
+            np.save(out / f"{name}.npy", np.asarray(value))
+    return out
+
+
+def _huge_feature_npy(out: Path) -> Path:
+    import numpy as np
+
+    x = np.ones((6, 3))
+    x[4, 2] = 1e39  # finite in float64, inf in float32
+    return _npy_source(out, x=x)
+
+
+def _empty_train_dataset(out: Path) -> Path:
+    """A dataset with no training node, as an older giantgcn-partition could write one."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from partition.graph.csr import build_csr
+    from partition.graph.partitioners import random_partition
+    from partition.readers.sources import read_source
+    from partition.store.format import write_dataset
+
+    g = read_source(TINY)
+    g = replace(g, train_idx=np.empty(0, np.int64))
+    csr = build_csr(g.num_nodes, g.edge_chunks)
+    write_dataset(out, g, csr, random_partition(g.num_nodes, 2, 0), 1, "random", 0)
+    return out
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
@@ -85,6 +126,8 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
+    import numpy as np
+
     root = tmp_path_factory.mktemp("bad-input")
     data = make_dataset(root / "dataset", TINY)
     named = {
@@ -98,6 +141,13 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         "A_FILE": _write(root / "a-file", "not a directory\n"),
         "MISSING": root / "missing",
         "BAD_NPY": _bad_npy(root / "bad-npy"),
+        "EMPTY_TRAIN_NPY": _npy_source(root / "empty-train-npy", train_idx=np.empty(0, np.int64)),
+        "UNLABELLED_VAL_NPY": _npy_source(root / "unlabelled-val-npy",
+                                          y=np.array([0, 1, 0, np.nan, 2, 2])),
+        "BAD_MASK_NPY": _npy_source(root / "bad-mask-npy", train_idx=None,
+                                    train_mask=np.array([1, 1, 2, 0, 0, 0])),
+        "HUGE_FEATURE_NPY": _huge_feature_npy(root / "huge-feature-npy"),
+        "EMPTY_TRAIN_DATASET": _empty_train_dataset(root / "empty-train-dataset"),
         "BAD_KEY_YAML": _write(root / "bad-key.yaml", "optim:\n  lrr: 0.1\n"),
         "BAD_SYNTAX_YAML": _write(root / "bad-syntax.yaml", "optim: [lr: 0.1\n"),
     }

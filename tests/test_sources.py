@@ -231,5 +231,6 @@ def test_bad_ogb_files(tmp_path):
     write_gz(d / "split" / "sales" / "valid.csv.gz", ["3"])
     (d / "raw" / "edge.csv.gz").unlink()
     expect_error(lambda: read_source(f"ogb:{d}"), "edge.csv.gz", "data.npz", "neither")
+    write_gz(d / "raw" / "edge.csv.gz", [f"{a},{b}" for a, b in EDGES.T])
     write_gz(d / "raw" / "node-feat.csv.gz", ["1,2", "3"])
     expect_error(lambda: read_source(f"ogb:{d}"), "node-feat.csv.gz", "line 2")

@@ -82,7 +82,7 @@ def merged_node_rows(parts: Sequence[Partition], locs: Sequence[np.ndarray],
     copies), so which part it comes from does not matter.
     """
     first = parts[0]
-    x = np.empty((num_nodes, first.x.shape[1]), dtype=np.float32)
+    x = np.empty((num_nodes, first.x.shape[1]), dtype=first.x.dtype)  # float16 stays half-size
     y = np.empty(num_nodes, dtype=np.int64)
     degree = np.empty(num_nodes, dtype=np.int64)
     claimed = np.zeros(num_nodes, dtype=bool)

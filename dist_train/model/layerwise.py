@@ -70,7 +70,9 @@ def layerwise_logits(model: torch.nn.Module, x: np.ndarray, indptr: np.ndarray, 
             sub = sampler.sample(targets[lo:lo + chunk], seed=0)  # takes every neighbour: no RNG
             ids = sub.node_ids.numpy()
             rows = h[ids] if prev is None else h[np.searchsorted(prev, ids)]
-            y = model.layer(i, torch.from_numpy(np.ascontiguousarray(rows)).to(device), sub.to(device))
+            # float16 / bfloat16 shards are cast per chunk: the model computes in float32
+            y = model.layer(i, torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(device),
+                            sub.to(device))
             if out is None:
                 out = np.empty((targets.shape[0], y.shape[1]), dtype=np.float32)
             out[lo:lo + y.shape[0]] = y.float().cpu().numpy()

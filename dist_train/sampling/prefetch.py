@@ -50,6 +50,9 @@ _DONE = object()
 def gather_rows(x: np.ndarray, ids: np.ndarray, pin: bool) -> torch.Tensor:
     """``x[ids]`` as a contiguous float32 tensor; into page-locked memory when ``pin``.
 
+    ``x`` may be stored in float16 or bfloat16 (``--feature-dtype``): rows are cast per
+    batch here, so a rank holds its features at half size and computes in float32.
+
     Pinned buffers come from torch's caching host allocator, which reuses them and
     records the copies that use them, so a buffer is never overwritten mid-transfer.
     """

@@ -122,7 +122,7 @@ def _first_bad(bad: np.ndarray, lo: int) -> tuple[int, int]:
 
 
 def _checked_float64(block: np.ndarray, lo: int, where: str) -> np.ndarray:
-    b = np.asarray(block, dtype=np.float64)
+    b = np.asarray(block).astype(np.float64)  # a copy: normalised in place below
     finite = np.isfinite(b)
     if not finite.all():
         node, col = _first_bad(~finite, lo)

@@ -143,7 +143,7 @@ def check_split_labels(y: np.ndarray, splits: Sequence[np.ndarray], names: Seque
     for name, ids in zip(names, splits, strict=True):
         unlabelled = ids[y[ids] < 0]
         if unlabelled.size:
-            raise InputError(f"{where}: {unlabelled.size} nodes of the {name} split have no label "
+            raise InputError(f"{where}: {unlabelled.size} node(s) of the {name} split have no label "
                              f"(NaN or negative), e.g. node {unlabelled[0]}")
     if splits[0].size == 0:
         raise InputError(f"{where}: the train split is empty; giantgcn-train needs labelled "
