@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
+from dist_train.config import ranges as R
 from dist_train.config.load import ConfigError, parse_override, read_yaml
 from partition.errors import InputError
 
@@ -69,9 +70,12 @@ class SamplerConfig:
         _check(len(self.eval_fanouts) == len(self.fanouts), s, "eval_fanouts",
                f"{self.eval_fanouts} has {len(self.eval_fanouts)} layers but sampler.fanouts "
                f"{self.fanouts} has {len(self.fanouts)}")
-        _check(self.batch_size >= 1, s, "batch_size", f"{self.batch_size} is not >= 1")
-        _check(self.eval_batch_size >= 1, s, "eval_batch_size", f"{self.eval_batch_size} is not >= 1")
-        _check(self.prefetch >= 1, s, "prefetch", f"{self.prefetch} is not >= 1")
+        for name in ("fanouts", "eval_fanouts"):
+            R.at_most(max(getattr(self, name)), R.MAX_FANOUT, f"{s}.{name}",
+                      "per fanout: the sampler's scratch grows as its square; -1 takes every neighbour")
+        for name in ("batch_size", "eval_batch_size", "prefetch"):
+            _check(getattr(self, name) >= 1, s, name, f"{getattr(self, name)} is not >= 1")
+            R.at_most(getattr(self, name), R.INT64_MAX, f"{s}.{name}", "a numpy int64 size")
 
 
 @dataclass
@@ -95,6 +99,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         s = self.section
         _check(self.hidden >= 1, s, "hidden", f"{self.hidden} is not >= 1")
+        R.at_most(self.hidden, R.MAX_HIDDEN, f"{s}.hidden",
+                  "a hidden x hidden float32 weight of 16 GiB, three copies with Adam")
         _check(self.num_layers >= 1, s, "num_layers", f"{self.num_layers} is not >= 1")
         _check(0.0 <= self.dropout < 1.0, s, "dropout", f"{self.dropout} is not in [0, 1)")
 
@@ -124,13 +130,22 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         s = self.section
+        R.finite(self.lr, 0, ADAM_MAX_LR, f"{s}.lr", "Adam's first step is 10 x lr in float32")
         _check(self.lr > 0, s, "lr", f"{self.lr} is not > 0")
         _check(self.lr <= ADAM_MAX_LR, s, "lr", f"{self.lr} is too large: Adam's first step is "
                f"10 x lr and must fit in float32 (at most {ADAM_MAX_LR:g})")
+        R.finite_in(self.weight_decay, 0, R.FLOAT32_MAX, f"{s}.weight_decay",
+                    "it multiplies float32 weights", lo_open=False)
         _check(self.weight_decay >= 0, s, "weight_decay", f"{self.weight_decay} is not >= 0")
         _check(self.warmup_epochs >= 0, s, "warmup_epochs", f"{self.warmup_epochs} is not >= 0")
+        R.at_most(self.warmup_epochs, R.MAX_EPOCHS, f"{s}.warmup_epochs", "the most epochs a run has")
         _check(self.step_size >= 1, s, "step_size", f"{self.step_size} is not >= 1")
+        R.at_most(self.step_size, R.MAX_EPOCHS, f"{s}.step_size", "the most epochs a run has")
+        R.finite_in(self.gamma, 0, 1, f"{s}.gamma", "a decay factor")
         _check(0 < self.gamma <= 1, s, "gamma", f"{self.gamma} is not in (0, 1]")
+        if self.grad_clip is not None:
+            R.finite_in(self.grad_clip, 0, R.FLOAT32_MAX, f"{s}.grad_clip",
+                        "a float32 gradient norm; use null for no clipping")
         _check(self.grad_clip is None or self.grad_clip > 0, s, "grad_clip",
                f"{self.grad_clip} is not > 0 (use null for no clipping)")
 
@@ -162,12 +177,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         s = self.section
         _check(self.epochs >= 1, s, "epochs", f"{self.epochs} is not >= 1")
+        R.at_most(self.epochs, R.MAX_EPOCHS, f"{s}.epochs", "checkpoint names hold 6 digits of epoch")
         _check(self.seed >= 0, s, "seed", f"{self.seed} is not >= 0")
+        R.at_most(self.seed, R.SEED_MAX, f"{s}.seed", "batches and sampling use 32 bits of it")
         for name in ("eval_every", "checkpoint_every", "keep_checkpoints", "log_every"):
             _check(getattr(self, name) >= 1, s, name, f"{getattr(self, name)} is not >= 1")
+            R.at_most(getattr(self, name), R.INT64_MAX, f"{s}.{name}", "an int64 count")
         for name in ("early_stopping_patience", "max_steps_per_epoch", "checkpoint_every_steps"):
             v = getattr(self, name)
             _check(v is None or v >= 1, s, name, f"{v} is not >= 1 (use null for none)")
+            R.at_most(v or 1, R.INT64_MAX, f"{s}.{name}", "an int64 count")
+        if self.max_steps_per_epoch is not None:
+            R.at_most(self.max_steps_per_epoch, R.MAX_STEPS_PER_EPOCH, f"{s}.max_steps_per_epoch",
+                      "checkpoint names hold 9 digits of step")
 
 
 @dataclass
@@ -191,9 +213,14 @@ class DistConfig:
     def __post_init__(self) -> None:
         s = self.section
         _check(self.threads >= 0, s, "threads", f"{self.threads} is not >= 0")
-        _check(self.timeout_s > 0, s, "timeout_s", f"{self.timeout_s} is not > 0")
-        _check(self.init_timeout_s is None or self.init_timeout_s > 0, s, "init_timeout_s",
-               f"{self.init_timeout_s} is not > 0")
+        R.at_most(self.threads, R.INT32_MAX, f"{s}.threads", "torch.set_num_threads takes a C int")
+        for name in ("timeout_s", "init_timeout_s"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            R.finite_in(v, 0, R.MAX_TIMEOUT_S, f"{s}.{name}",
+                        "seconds; gloo keeps timeouts as int64 microseconds")
+            _check(v > 0, s, name, f"{v} is not > 0")
 
 
 @dataclass
