@@ -25,6 +25,7 @@ from dist_train.runtime import process_group as pg
 from dist_train.runtime.agreement import check_ranks_agree
 from dist_train.runtime.env import World, discover_world_from_os
 from dist_train.runtime.signals import EXIT_REQUEUE, StopFlag, install_stop_handlers
+from dist_train.sampling.exact_batches import owner_ranks
 from partition import load_manifest, verify_dataset
 from partition.errors import InputError, print_error_line
 
@@ -95,6 +96,20 @@ def check_trainable(data: str, manifest: dict, graph: LocalGraph) -> None:
                              "re-run giantgcn-partition")
 
 
+def exact_owner(cfg: Config, manifest: dict, graph: LocalGraph, world: World) -> np.ndarray | None:
+    """The owner rank of every local node for ``sampler.mode=exact``; None in local mode.
+
+    Raises InputError when the dataset lacks complete inner rows (``--halo-hops 0``).
+    """
+    if cfg.sampler.mode != "exact":
+        return None
+    if int(manifest.get("halo_hops", 0)) < 1:
+        raise InputError(f"sampler.mode=exact: {cfg.data.path} has --halo-hops 0, so inner nodes' "
+                         "rows stop at the part border; partition with --halo-hops 1 or more")
+    plan = assign_parts([int(p["num_train"]) for p in manifest["parts"]], world.world_size)
+    return owner_ranks(cfg.data.path, graph, world.rank, plan)
+
+
 def warn_if_halo_short(manifest: dict, cfg: Config) -> None:
     """Say so when the halo is shallower than the model (measured: ~1 point on Cora, 8 parts).
 
@@ -103,7 +118,7 @@ def warn_if_halo_short(manifest: dict, cfg: Config) -> None:
     result depends on the cut. H >= L makes full-neighbourhood training exact.
     """
     hops, layers = int(manifest.get("halo_hops", 0)), cfg.model.num_layers
-    if int(manifest["num_parts"]) == 1 or hops >= layers:
+    if int(manifest["num_parts"]) == 1 or hops >= layers or cfg.sampler.mode == "exact":
         return
     # loud only where exactness was asked for (all neighbours); sampling approximates anyway
     exact = all(f == -1 for f in cfg.sampler.fanouts)
@@ -146,11 +161,12 @@ def run(args: argparse.Namespace) -> int:
                                  timeout_s=cfg.dist.timeout_s, init_timeout_s=cfg.dist.init_timeout_s)
     trainer: Trainer | None = None
     try:
-        graph, manifest, mine = None, None, []
+        graph, manifest, mine, owner = None, None, [], None
         error = None
         try:
             check_run_dir(run_dir)
             graph, manifest, mine = prepare_rank(cfg, world, run_dir)
+            owner = exact_owner(cfg, manifest, graph, world)
             if args.resume and not (run_dir / "checkpoints").is_dir():
                 raise InputError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
         except InputError as err:
@@ -169,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).debug("rank %d parts %s", world.rank, mine)
         trainer = Trainer(cfg, graph, int(manifest["num_classes"]), world.rank, world.world_size,
                           device, run_dir, stop=stop,
-                          identity={"manifest": manifest_id, "config": config_hash(cfg)})
+                          identity={"manifest": manifest_id, "config": config_hash(cfg)}, owner=owner)
         final = trainer.fit()
         if world.rank == 0:
             print(f"{PROG}: done: best val {final['val_acc']:.4f} at epoch {final['best_epoch']}, "

@@ -68,10 +68,10 @@ def test_exact_equals_one_part(data, num_parts, world, fanouts, replace):
         k = 0 if rank == world - 1 else min(g.num_inner, 10 + 7 * rank)
         seeds = np.random.default_rng(rank).choice(g.num_inner, k, replace=False)
         sampler = ExactSampler(g, exchange, world, fanouts, replace)
-        return [(g.global_ids[seeds], sampler.sample(seeds, s)) for s in (3, 4)]
+        return [(g.global_ids[seeds], sampler.sample(seeds, s)) for s in (3, 4, 5, 6)]
 
     for got in run_ranks(world, rank_fn, gang):
-        for (seeds_global, (sub, owner)), batch_seed in zip(got, (3, 4), strict=True):
+        for (seeds_global, (sub, owner)), batch_seed in zip(got, (3, 4, 5, 6), strict=True):
             want = whole_graph_sample(data[1], seeds_global, batch_seed, fanouts, replace)
             assert np.array_equal(sub.node_ids.numpy(), want.node_ids.numpy())
             assert np.array_equal(sub.edge_index.numpy(), want.edge_index.numpy())

@@ -57,6 +57,12 @@ class SamplerConfig:
     """Batches sampled ahead by the background thread."""
     replace: bool = False
     """Sample neighbours with replacement."""
+    mode: Literal["local", "exact"] = "local"
+    """``local``: sample within the rank's parts and their halo (no communication; rows
+    truncated at the halo's edge). ``exact``: frontier nodes owned by another rank are
+    sampled by their owner and their feature rows fetched from it with all-to-alls, so
+    the sample is the one the whole graph gives (issue 15). Needs a dataset in which
+    every inner node's row is complete (``--halo-hops >= 1``)."""
 
     def __post_init__(self) -> None:
         s = self.section

@@ -37,6 +37,7 @@ from dist_train.model.models import build_model
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.signals import StopFlag
 from dist_train.sampling.batches import local_num_batches, mix_seed, plan_epoch
+from dist_train.sampling.exact_batches import exact_batches
 from dist_train.sampling.prefetch import Prefetcher
 from dist_train.sampling.sampler import NeighborSampler
 from partition.errors import InputError
@@ -68,7 +69,7 @@ class Position:
 class Trainer:
     def __init__(self, cfg: Config, graph: LocalGraph, num_classes: int, rank: int,
                  world_size: int, device: torch.device, run_dir: Path, stop: StopFlag | None = None,
-                 identity: dict[str, str] | None = None) -> None:
+                 identity: dict[str, str] | None = None, owner: Any = None) -> None:
         self.cfg, self.graph, self.rank, self.world_size = cfg, graph, rank, world_size
         self.device, self.run_dir = device, run_dir
         self.stop = stop or StopFlag()
@@ -88,6 +89,9 @@ class Trainer:
         self.train_sampler = NeighborSampler(graph.indptr, graph.indices, list(s.fanouts),
                                              degree=graph.degree, replace=s.replace,
                                              global_ids=graph.global_ids)
+        # exact mode (issue 15): ``owner`` is the rank of every local node (cli.py)
+        self.exact = (exact_batches(graph, owner, rank, world_size, list(s.fanouts), s.replace, device)
+                      if s.mode == "exact" else None)
         eval_fanouts = list(s.eval_fanouts) if s.eval_fanouts is not None else [-1] * len(s.fanouts)
         self.eval_sampler = NeighborSampler(graph.indptr, graph.indices, eval_fanouts,
                                             degree=graph.degree, replace=False,
@@ -141,7 +145,7 @@ class Trainer:
         todo = plan[self.pos.step:]  # a resumed epoch skips what it already did
         with Prefetcher(self.train_sampler, self.graph.x, self.graph.y,
                         [b.seeds for b in todo], [b.sample_seed for b in todo], self.device,
-                        depth=self.cfg.sampler.prefetch) as batches, \
+                        depth=self.cfg.sampler.prefetch, make=self.exact) as batches, \
                 progress_bar(steps, epoch, enabled=self.rank == 0) as bar:
             bar.update(self.pos.step)
             for planned in todo:
@@ -151,7 +155,8 @@ class Trainer:
                 self.train_step(batch, planned.weight, planned.step, epoch, timer)
                 self.after_step(epoch, planned.step, timer, bar)
         timer.allreduce_s = self.allreduce_clock.seconds
-        return timer.as_record(time.perf_counter() - t0) | {"steps": steps}
+        record = timer.as_record(time.perf_counter() - t0) | {"steps": steps}
+        return record | (self.exact.epoch_record(steps) if self.exact else {})
 
     def train_step(self, batch: Any, weight: float, step: int, epoch: int, timer: EpochTimer) -> None:
         # Reseeding per step makes dropout a function of the position: exact resume.

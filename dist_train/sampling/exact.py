@@ -121,7 +121,8 @@ class ExactSampler:
         g = self.g
         seeds = np.asarray(seeds, dtype=np.int64)
         nodes = _Frontier(g.global_ids[seeds], g.owner[seeds].astype(np.int64), g.degree[seeds])
-        base = batch_stream_base(np.uint64(int(seed) % (1 << 64)))
+        # numba hands a uint64 back as a Python int: re-wrap it, or values >= 2^63 overflow
+        base = np.uint64(batch_stream_base(np.uint64(int(seed) % (1 << 64))))
         per_nodes, per_edges, src_all, dst_all, w_all = [seeds.shape[0]], [], [], [], []
         lo, hi = 0, seeds.shape[0]
         for h, f in enumerate(self.fanouts):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,9 +70,16 @@ def make_batch(sampler: NeighborSampler, x: np.ndarray, y: np.ndarray, seeds: np
     t0 = time.perf_counter()
     sub = sampler.sample(seeds, sample_seed)
     t1 = time.perf_counter()
-    cuda = device.type == "cuda"
-    feats = gather_rows(x, sub.node_ids.numpy(), pin=cuda)
+    feats = gather_rows(x, sub.node_ids.numpy(), pin=device.type == "cuda")
     labels = torch.from_numpy(np.ascontiguousarray(np.take(y, seeds), dtype=np.int64))
+    return to_device(sub, feats, labels, device, t1 - t0, t1)
+
+
+def to_device(sub: SampledSubgraph, feats: torch.Tensor, labels: torch.Tensor,
+              device: torch.device, sample_s: float, t_gather: float) -> Batch:
+    """The batch on ``device`` (pinned, non-blocking copies to a GPU); ``t_gather`` is the
+    ``perf_counter`` time the gather started."""
+    cuda = device.type == "cuda"
     if cuda:
         sub = sub.pin_memory()
         labels = labels.pin_memory()
@@ -80,7 +87,7 @@ def make_batch(sampler: NeighborSampler, x: np.ndarray, y: np.ndarray, seeds: np
         sub = sub.to(device, non_blocking=True)
         feats = feats.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-    return Batch(sub, feats, labels, sample_s=t1 - t0, gather_s=time.perf_counter() - t1)
+    return Batch(sub, feats, labels, sample_s=sample_s, gather_s=time.perf_counter() - t_gather)
 
 
 class Prefetcher:
@@ -92,12 +99,15 @@ class Prefetcher:
 
     def __init__(self, sampler: NeighborSampler, x: np.ndarray, y: np.ndarray,
                  batches: Sequence[np.ndarray], seeds: Sequence[int],
-                 device: torch.device | str = "cpu", depth: int = 2) -> None:
+                 device: torch.device | str = "cpu", depth: int = 2,
+                 make: Callable[[np.ndarray, int, torch.device], Batch] | None = None) -> None:
         if len(batches) != len(seeds):
             raise ValueError(f"{len(batches)} batches but {len(seeds)} sampling seeds")
         if depth < 1:
             raise ValueError(f"depth {depth} is not >= 1")
         self._args = (sampler, x, y, list(batches), [int(s) for s in seeds], torch.device(device))
+        # ``make(seeds, sample_seed, device)`` replaces sample-and-gather (exact mode)
+        self._make = make
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._finished = False
@@ -121,7 +131,11 @@ class Prefetcher:
                 # copies would open a context on GPU 0 in every rank.
                 torch.cuda.set_device(device)
             for ids, seed in zip(batches, seeds, strict=True):
-                if self._stop.is_set() or not self._put(make_batch(sampler, x, y, ids, seed, device)):
+                if self._stop.is_set():
+                    return
+                batch = (make_batch(sampler, x, y, ids, seed, device) if self._make is None
+                         else self._make(ids, seed, device))
+                if not self._put(batch):
                     return
             self._put(_DONE)
         except BaseException as err:  # noqa: BLE001 -- handed to the consumer, re-raised there

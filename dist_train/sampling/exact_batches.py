@@ -1,0 +1,98 @@
+"""Exact mode's training batches: sample across parts, fetch rows, move to the device.
+
+What :class:`dist_train.sampling.prefetch.Prefetcher` calls per batch when
+``sampler.mode=exact`` (issue 15). The prefetch thread runs the all-to-alls, so the
+trainer gives it an :class:`~dist_train.exchange.Exchange` on a process group of its
+own (``dist.new_group``): its collectives never interleave with DDP's gradient
+all-reduce on the default group.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dist_train.data.shards import LocalGraph
+from dist_train.exchange import Exchange
+from dist_train.sampling.exact import ExactSampler, OwnedGraph
+from dist_train.sampling.fetch import FetchStats, RowStore, fetch_rows
+from dist_train.sampling.prefetch import Batch, to_device
+
+
+def part_ranks(plan: list[list[int]]) -> np.ndarray:
+    """int64 [P]: the rank each part is assigned to (the O(P) partition book)."""
+    out = np.full(sum(len(p) for p in plan), -1, dtype=np.int64)
+    for rank, parts in enumerate(plan):
+        out[parts] = rank
+    return out
+
+
+def owner_ranks(data_dir: str | Path, graph: LocalGraph, rank: int, plan: list[list[int]]) -> np.ndarray:
+    """int32 [n_local]: the rank owning each local node (``rank`` for inner nodes);
+    ``plan[r]`` are the parts of rank r (``assign_parts``).
+
+    Halo owners are read from the memory-mapped ``node_part.npy`` at the halo's ids only
+    (pages touched: those holding halo ids, not an O(N) array in memory).
+    """
+    node_part = np.load(Path(data_dir) / "node_part.npy", mmap_mode="r")
+    owner = np.full(graph.num_local, rank, dtype=np.int32)
+    halo = np.asarray(graph.global_ids[graph.num_inner:])
+    owner[graph.num_inner:] = part_ranks(plan)[np.asarray(node_part[halo])]
+    return owner
+
+
+class ExactBatches:
+    """``make(seeds, sample_seed, device) -> Batch`` with cumulative exchange statistics.
+
+    ``graph`` must hold every inner node's complete row (any ``--halo-hops`` >= 1 does),
+    rows in global-id order; ``x`` rows for local ids ``[0, len(x))`` (inner first, then
+    stored halo rows: the cache). Every rank must call it for every batch, in order.
+    """
+
+    def __init__(self, graph: LocalGraph, owner: np.ndarray, rank: int, world_size: int,
+                 fanouts: list[int], replace: bool, exchange: Exchange) -> None:
+        ids = np.asarray(graph.global_ids)
+        owned = OwnedGraph(rank=rank, global_ids=ids, num_inner=graph.num_inner,
+                           indptr=np.asarray(graph.indptr), indices=np.asarray(graph.indices),
+                           degree=np.asarray(graph.degree), owner=owner)
+        self.sampler = ExactSampler(owned, exchange, world_size, fanouts, replace)
+        self.store = RowStore(rank, ids, graph.num_inner, int(graph.x.shape[0]), graph.x)
+        self.y, self.world_size, self.exchange = graph.y, world_size, exchange
+        self.stats = FetchStats()
+
+    def __call__(self, seeds: np.ndarray, sample_seed: int, device: torch.device) -> Batch:
+        t0 = time.perf_counter()
+        sub, owner = self.sampler.sample(seeds, sample_seed)
+        t1 = time.perf_counter()
+        rows, stats = fetch_rows(self.store, self.exchange, self.world_size, sub.node_ids.numpy(), owner)
+        self.stats.add(stats)
+        positions = torch.arange(sub.num_nodes, dtype=torch.int64)
+        sub.node_ids = positions  # the model reads rows by position: rows[i] is node i
+        labels = torch.from_numpy(np.ascontiguousarray(np.take(self.y, seeds), dtype=np.int64))
+        feats = torch.from_numpy(rows)
+        if device.type == "cuda":
+            feats = feats.pin_memory()
+        return to_device(sub, feats, labels, device, t1 - t0, t1)
+
+    def epoch_record(self, steps: int) -> dict[str, float]:
+        """This rank's exchange figures since the last call, for the epoch's metrics record:
+        bytes sent plus received per step (sampling and features), cache hit rate."""
+        moved = self.exchange.bytes_sent + self.exchange.bytes_received
+        self.exchange.bytes_sent = self.exchange.bytes_received = 0
+        stats, self.stats = self.stats, FetchStats()
+        return {"exchange_bytes_per_step": moved / max(steps, 1), "cache_hit_rate": stats.hit_rate,
+                "remote_rows": stats.remote, "cache_hits": stats.cache_hits}
+
+
+def exact_batches(graph: LocalGraph, owner: np.ndarray, rank: int, world_size: int,
+                  fanouts: list[int], replace: bool, device: torch.device) -> ExactBatches:
+    """An :class:`ExactBatches` whose exchange runs on a new process group (call on every
+    rank, in the same order: ``dist.new_group`` is collective)."""
+    import torch.distributed as dist
+
+    group = dist.new_group(backend=dist.get_backend())
+    comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    return ExactBatches(graph, owner, rank, world_size, fanouts, replace, Exchange(group, comm))
