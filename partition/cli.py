@@ -105,28 +105,31 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
 
     bars = not args.quiet and sys.stderr.isatty()
     timings: dict[str, float] = {}
-    with stage("read", timings, bars):
+    rss: dict[str, int] = {}
+    with stage("read", timings, bars, rss=rss):
         graph = read_source(args.input, args.root, features)
     for line in graph.warnings:
         print_error_line(f"{PROG}: warning: {line}")
     if args.num_parts > graph.num_nodes:
         raise InputError(f"--num-parts: {args.num_parts} is more than the graph's "
                          f"{graph.num_nodes} nodes")
-    with stage("csr", timings, bars, unit="edges") as update:
+    with stage("csr", timings, bars, unit="edges", rss=rss) as update:
         csr = build_csr(graph.num_nodes, graph.edge_chunks, progress=update)
     train_mask = split_mask(graph.num_nodes, np.asarray(graph.train_idx, dtype=np.int64))
-    with stage("partition", timings, bars, desc=f"partition ({args.method}, {args.num_parts} parts)"):
+    with stage("partition", timings, bars, desc=f"partition ({args.method}, {args.num_parts} parts)",
+               rss=rss):
         if args.method == "metis":
             max_edges = None if args.metis_max_edges is None else int(args.metis_max_edges)
             parts = metis_partition(csr, args.num_parts, train_mask, args.seed, max_edges=max_edges)
         else:
             parts = random_partition(csr.num_nodes, args.num_parts, args.seed)
         stats = partition_stats(csr, parts, train_mask, args.num_parts)
-    with stage("write", {}, bars, desc="write parts", total=args.num_parts, unit="parts") as update:
+    with stage("write", {}, bars, desc="write parts", total=args.num_parts, unit="parts",
+               rss=rss) as update:
         manifest = write_dataset(out, graph, csr, parts, args.halo_hops, args.method, args.seed,
                                  num_parts=args.num_parts, force=args.force, stats=stats,
                                  timings=timings, progress=update)
-    print(summary_table(manifest, str(out), peak_rss_bytes()))
+    print(summary_table(manifest, str(out), peak_rss_bytes(), rss))
     return 0
 
 

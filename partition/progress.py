@@ -17,8 +17,13 @@ TICK_S = 1.0
 
 @contextmanager
 def stage(name: str, timings: dict[str, float], enabled: bool, desc: str | None = None,
-          total: int | None = None, unit: str | None = None) -> Iterator[Callable[[int], None]]:
+          total: int | None = None, unit: str | None = None,
+          rss: dict[str, int] | None = None) -> Iterator[Callable[[int], None]]:
     """Time a stage into ``timings[name]``; yield ``update(n)`` for its bar (titled ``desc``).
+
+    ``rss[name]`` gets the peak RSS (bytes) reached during this stage alone: on Linux the
+    high-water mark is reset when the stage starts (``/proc/self/clear_refs``), elsewhere it
+    is the peak so far (dgl#4798: users cannot predict a partitioner's RAM).
 
     Without ``unit`` the bar shows only the elapsed time, refreshed by a ticker thread
     (it ticks whenever the stage releases the GIL).
@@ -31,11 +36,15 @@ def stage(name: str, timings: dict[str, float], enabled: bool, desc: str | None 
     ticker = threading.Thread(target=_tick, args=(bar, done), daemon=True)
     if enabled and not unit:
         ticker.start()
+    if rss is not None:
+        _reset_peak_rss()
     t0 = time.perf_counter()
     try:
         yield bar.update
     finally:
         timings[name] = time.perf_counter() - t0
+        if rss is not None:
+            rss[name] = _stage_peak_rss()
         done.set()
         if ticker.is_alive():
             ticker.join()
@@ -45,6 +54,26 @@ def stage(name: str, timings: dict[str, float], enabled: bool, desc: str | None 
 def _tick(bar: tqdm, done: threading.Event) -> None:
     while not done.wait(TICK_S):
         bar.refresh()
+
+
+def _reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # Linux >= 4.0: VmHWM := current RSS
+    except OSError:
+        pass
+
+
+def _stage_peak_rss() -> int:
+    """VmHWM (peak RSS since the last reset) in bytes; ``peak_rss_bytes()`` where unavailable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return peak_rss_bytes()
 
 
 def peak_rss_bytes() -> int:
@@ -78,8 +107,9 @@ def _part_rows(parts: list[dict]) -> list[list[str]]:
             for label, agg in (("min", min), ("mean", lambda v: sum(v) / len(v)), ("max", max))]
 
 
-def summary_table(manifest: dict, out_dir: str, peak_rss: int) -> str:
-    """The human summary printed when partitioning ends."""
+def summary_table(manifest: dict, out_dir: str, peak_rss: int,
+                  rss_by_stage: dict[str, int] | None = None) -> str:
+    """The human summary printed when partitioning ends (``rss_by_stage``: see :func:`stage`)."""
     header = ["part", "inner", "halo", "halo/inner", "edges", "train"]
     rows = [header] + _part_rows(manifest["parts"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -99,7 +129,9 @@ def summary_table(manifest: dict, out_dir: str, peak_rss: int) -> str:
         f"{manifest.get('feature_normalization', 'none')}",
         "time: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
         + f" (total {sum(times.values()):.1f} s)",
-        f"peak memory: {human_bytes(peak_rss)}",
+        f"peak memory: {human_bytes(peak_rss)}" + (
+            " (by stage: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in rss_by_stage.items()) + ")"
+            if rss_by_stage else ""),
         f"wrote {out_dir}: {manifest['num_parts']} parts, {len(manifest['files'])} files, "
         f"{human_bytes(total_bytes)}",
     ]

@@ -34,8 +34,8 @@ from partition.errors import InputError
 
 FEATURE_DTYPES = ("float32", "float16", "bfloat16")
 NORMALIZATIONS = ("none", "row", "standard")
-BLOCK_BYTES = 1 << 24
-"""Source bytes converted at a time (the float64 working copy is at most 2x this)."""
+BLOCK_BYTES = 1 << 22
+"""Source bytes converted at a time (the float64 working copy and its temporaries: ~8x this)."""
 IN_MEMORY_BYTES = 1 << 26
 """Stored features up to this size stay in RAM; bigger ones go to the scratch file."""
 

@@ -21,7 +21,7 @@ import numpy.lib.format as npy_format
 
 from partition.errors import InputError
 
-CHUNK_BYTES = 1 << 24
+CHUNK_BYTES = 1 << 22
 """Bytes decompressed and handed over at a time."""
 
 

@@ -22,8 +22,11 @@ import numpy as np
 from partition.errors import InputError
 from partition.readers.features import FeatureOptions, FeatureSource, block_rows, prepare_features
 from partition.readers.npz_stream import NpzMember
-from partition.readers.source_checks import EDGE_CHUNK, check_edge_ids, label_block
+from partition.readers.source_checks import check_edge_ids, label_block
 from partition.readers.source_graph import EdgeChunks, SourceGraph
+
+EDGE_CHUNK = 1 << 20
+"""Edges per chunk (two 8 MiB int64 arrays): the CSR build holds a few chunks at a time."""
 
 
 def _edge_chunks(member: NpzMember, num_nodes: int) -> EdgeChunks:
@@ -45,7 +48,7 @@ def _edge_chunks(member: NpzMember, num_nodes: int) -> EdgeChunks:
         rows = zip(member.chunks(0, num_edges, EDGE_CHUNK),
                    member.chunks(num_edges, num_edges, EDGE_CHUNK), strict=True)
         for src, dst in rows:
-            src, dst = src.astype(np.int64), dst.astype(np.int64)
+            src, dst = src.astype(np.int64, copy=False), dst.astype(np.int64, copy=False)
             check_edge_ids(src, dst, num_nodes, member.where)
             yield src, dst
 

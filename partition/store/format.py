@@ -38,8 +38,8 @@ PART_ARRAYS = ("global_ids", "indptr", "indices", "x", "y", "degree",
                "train_idx", "val_idx", "test_idx")
 """Each part directory holds ``<name>.npy`` for each of these, and nothing else."""
 SPLITS = ("train", "val", "test")
-GATHER_BYTES = 1 << 26
-"""Feature bytes gathered from the source and written at a time."""
+GATHER_BYTES = 1 << 24
+"""Feature bytes gathered from the source and written at a time (up to 3 blocks in flight)."""
 
 
 def part_dir(part_id: int) -> str:
@@ -84,10 +84,10 @@ def _write_features(path: Path, x: np.ndarray, ids: np.ndarray,
         step = max(1, GATHER_BYTES // max(1, stored.itemsize * x.shape[1]))
         for lo in range(0, ids.shape[0], step):
             writer.write(np.ascontiguousarray(x[ids[lo:lo + step]]).view(stored))
+            release_pages(x)  # a halo part touches most of x: hold one block's pages, not all
     except BaseException:
         writer.abort()
         raise
-    release_pages(x)
     return writer.close()
 
 

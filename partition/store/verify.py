@@ -133,7 +133,7 @@ def _check_part(d: Path, manifest: dict, p: int) -> None:
     _require(part.x.shape == (n_local, manifest["num_features"]), where("x"),
              f"shape {part.x.shape}, expected ({n_local}, {manifest['num_features']})")
     _require(part.y.shape == (n_local,), where("y"), f"{part.y.shape[0]} labels for {n_local} nodes")
-    _in_range(part.y, 0, manifest["num_classes"], where("y"), "labels")
+    _in_range(part.y, -1, manifest["num_classes"], where("y"), "labels (-1: unlabelled)")
     _require(part.degree.shape == (n_local,) and bool(np.all(part.degree >= np.diff(ptr))),
              where("degree"), "not a global degree of every local node")
     for name in SPLITS:
@@ -141,6 +141,8 @@ def _check_part(d: Path, manifest: dict, p: int) -> None:
         _in_range(idx, 0, n_inner, where(f"{name}_idx"), "local ids of inner nodes")
         _require(_increasing(idx) and idx.shape[0] == info[f"num_{name}"], where(f"{name}_idx"),
                  f"not {info[f'num_{name}']} increasing ids")
+        _require(idx.size == 0 or int(part.y[idx].min()) >= 0, where(f"{name}_idx"),
+                 "holds an unlabelled node (y = -1)")
 
 
 def _check_node_part(d: Path, manifest: dict) -> None:
