@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
     import numpy as np
 
     from partition.graph.csr import build_csr
-    from partition.graph.partitioners import metis_partition, partition_stats, random_partition
+    from partition.graph.partitioners import partition_nodes, partition_stats
     from partition.progress import peak_rss_bytes, stage, summary_table
     from partition.readers.source_graph import split_mask
     from partition.readers.sources import read_source
@@ -118,11 +118,8 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
     train_mask = split_mask(graph.num_nodes, np.asarray(graph.train_idx, dtype=np.int64))
     with stage("partition", timings, bars, desc=f"partition ({args.method}, {args.num_parts} parts)",
                rss=rss):
-        if args.method == "metis":
-            max_edges = None if args.metis_max_edges is None else int(args.metis_max_edges)
-            parts = metis_partition(csr, args.num_parts, train_mask, args.seed, max_edges=max_edges)
-        else:
-            parts = random_partition(csr.num_nodes, args.num_parts, args.seed)
+        max_edges = None if args.metis_max_edges is None else int(args.metis_max_edges)
+        parts = partition_nodes(args.method, csr, args.num_parts, train_mask, args.seed, max_edges)
         stats = partition_stats(csr, parts, train_mask, args.num_parts)
     with stage("write", {}, bars, desc="write parts", total=args.num_parts, unit="parts",
                rss=rss) as update:

@@ -107,6 +107,27 @@ def _part_rows(parts: list[dict]) -> list[list[str]]:
             for label, agg in (("min", min), ("mean", lambda v: sum(v) / len(v)), ("max", max))]
 
 
+IMBALANCE_WARNING = 1.10
+"""Above this max/mean the summary warns (issue 10's bound; the refinement aims at 1.05)."""
+
+
+def _balance_warnings(manifest: dict) -> list[str]:
+    """Warning lines: an imbalance above IMBALANCE_WARNING; parts without an inner node."""
+    lines = [f"warning: {name} imbalance {manifest[key]:.3f} is above {IMBALANCE_WARNING:.2f} "
+             f"(max/mean over {manifest['num_parts']} parts; parts this small cannot share "
+             f"the {name}s evenly, fewer parts can)"
+             for key, name in (("node_imbalance", "inner node"), ("edge_imbalance", "edge"),
+                               ("train_imbalance", "train node"))
+             if manifest[key] > IMBALANCE_WARNING]
+    parts = manifest["parts"]
+    empty = [q["part_id"] for q in parts if q["num_inner"] == 0]
+    if not empty:
+        return lines
+    shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+    return lines + [f"warning: {len(empty)} of {len(parts)} parts have no inner node (part "
+                    f"{shown}); a rank given only empty parts trains on nothing: use fewer parts"]
+
+
 def summary_table(manifest: dict, out_dir: str, peak_rss: int,
                   rss_by_stage: dict[str, int] | None = None) -> str:
     """The human summary printed when partitioning ends (``rss_by_stage``: see :func:`stage`)."""
@@ -120,8 +141,9 @@ def summary_table(manifest: dict, out_dir: str, peak_rss: int,
         f"edge cut: {100 * manifest['edge_cut_ratio']:.2f}% ({manifest['edge_cut']:,} of "
         f"{manifest['num_edges']:,} edges), method {manifest['method']}, "
         f"halo {manifest['halo_hops']} hop(s)",
-        f"imbalance (max/mean): train nodes {manifest['train_imbalance']:.3f}, "
-        f"edges {manifest['edge_imbalance']:.3f}",
+        f"imbalance (max/mean): inner nodes {manifest['node_imbalance']:.3f}, "
+        f"edges {manifest['edge_imbalance']:.3f}, train nodes {manifest['train_imbalance']:.3f}",
+        *_balance_warnings(manifest),
         f"nodes: {manifest['num_nodes']:,}; train {manifest['num_train']:,}, val "
         f"{manifest['num_val']:,}, test {manifest['num_test']:,}; unlabelled nodes: "
         f"{manifest.get('num_unlabelled', 0):,}; features {manifest['num_features']} x "

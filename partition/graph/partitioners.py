@@ -1,24 +1,18 @@
-"""Node → part assignment: METIS (balanced train nodes and edges) or random, and its stats.
+"""Node → part assignment (METIS or random), the balance rules every method goes through, stats.
 
-pymetis passes one balance constraint only (DESIGN: ``ncon = 1``), so training nodes
-and edges are balanced through one combined integer vertex weight
+Balance (issue 10): inner nodes, edges (sum of inner degrees) and train nodes, each
+within 5% of the mean per part, however sparse the labels. pymetis' single combined
+vertex weight could not give that: with 1% of nodes in train, a train node weighed
+~1600 unit nodes and METIS traded nodes for train nodes (600 nodes, 6 train, 2 parts
+gave 597 / 3 inner nodes). METIS gets the three quantities as three constraints instead
+(:func:`partition.graph.metis.metis_kway`), and every method's assignment then goes
+through the same refinement (:func:`partition.graph.refine.rebalance`), which moves
+boundary nodes out of any part still over a bound. ``benchmarks/balance_bench.py``
+measures this against plain METIS, the combined weight, and refinement alone.
 
-    w(v) = 1 + round(alpha · is_train(v)) + round(beta · degree(v))
-
-with ``alpha`` and ``beta`` chosen so that all train nodes together weigh
-``WEIGHT_SCALE · N`` and all edges together weigh the same: neither can be starved.
-METIS keeps the combined weight within ~3% per part; that alone does not bound each
-term, so :func:`partition.graph.refine.balance_train_nodes` then moves boundary train nodes
-until every part holds the mean ±5% (the cut grows by a few edges at most).
-
-k-way, not pymetis' default recursive bisection for ≤ 8 parts: k-way gives a lower
-cut and runs faster on large graphs, so the choice does not change with the part count.
-
-Memory: METIS needs ~85 bytes per undirected edge (2.4 GB peak at 10^7 edges, so ~20 GB
-at 10^8; ANCHORS: partitioner memory is what users hit first). With ``max_edges`` METIS
-runs on a uniform sample of the undirected edges (each edge kept or dropped as a whole,
-by a hash of its two ends and the seed, so the sample is symmetric and reproducible);
-vertex weights, refinement and the reported cut and balance use the full graph.
+k-way, not recursive bisection: a lower cut and faster on large graphs, so the choice
+does not change with the part count. With ``max_edges`` METIS sees a sample of the
+edges; weights, refinement and the reported cut and balance use the full graph.
 """
 
 from __future__ import annotations
@@ -28,62 +22,19 @@ from numba import njit, prange
 
 from partition.errors import InputError
 from partition.graph.csr import CSR
-from partition.graph.refine import TRAIN_TOLERANCE, balance_train_nodes
+from partition.graph.metis import metis_kway, sample_edges
+from partition.graph.refine import TOLERANCE, rebalance
 
-WEIGHT_SCALE = 16
-"""Mean weight per node of each balanced term; large enough that rounding loses little."""
+QUANTITIES = ("nodes", "edges", "train")
+"""The balanced quantities, in the column order of :func:`balance_weights`."""
 
 
-def vertex_weights(csr: CSR, train_mask: np.ndarray) -> np.ndarray:
-    """int64 [N] combined weight: train nodes and edges each total WEIGHT_SCALE · N."""
-    n = csr.num_nodes
-    degree = csr.degree()
-    num_train = int(np.count_nonzero(train_mask))
-    w = np.ones(n, dtype=np.int64)
-    if num_train:
-        w += np.int64(round(WEIGHT_SCALE * n / num_train)) * train_mask
-    if degree.sum():
-        w += np.rint(degree * (WEIGHT_SCALE * n / degree.sum())).astype(np.int64)
+def balance_weights(csr: CSR, train_mask: np.ndarray) -> np.ndarray:
+    """int64 [N, 3]: per node 1 (inner nodes), its degree (edges), 1 if train (train nodes)."""
+    w = np.ones((csr.num_nodes, len(QUANTITIES)), dtype=np.int64)
+    w[:, 1] = csr.degree()
+    w[:, 2] = train_mask
     return w
-
-
-@njit(cache=True, nogil=True)
-def _keep(u: np.int64, v: np.int64, salt: np.uint64, threshold: np.uint64) -> bool:
-    a, b = (u, v) if u < v else (v, u)  # the same decision from both ends
-    z = np.uint64(a) * np.uint64(0x9E3779B97F4A7C15) ^ (np.uint64(b) + salt)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return (z ^ (z >> np.uint64(31))) < threshold
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _sample_rows(indptr, indices, salt, threshold):
-    n = indptr.shape[0] - 1
-    counts = np.zeros(n + 1, dtype=np.int64)
-    for u in prange(n):
-        c = 0
-        for k in range(indptr[u], indptr[u + 1]):
-            c += _keep(u, indices[k], salt, threshold)
-        counts[u + 1] = c
-    out_ptr = np.cumsum(counts)
-    out = np.empty(out_ptr[n], dtype=np.int64)
-    for u in prange(n):
-        w = out_ptr[u]
-        for k in range(indptr[u], indptr[u + 1]):
-            if _keep(u, indices[k], salt, threshold):
-                out[w] = indices[k]
-                w += 1
-    return out_ptr, out
-
-
-def sample_edges(csr: CSR, max_edges: int, seed: int) -> CSR:
-    """A symmetric CSR keeping each undirected edge with probability ``max_edges / edges``."""
-    if csr.num_edges <= max_edges:
-        return csr
-    threshold = np.uint64(min(int(max_edges / csr.num_edges * 2.0**64), 2**64 - 1))
-    salt = np.uint64((seed * 0xD1B54A32D192ED03 + 1) % 2**64)
-    indptr, indices = _sample_rows(csr.indptr, csr.indices, salt, threshold)
-    return CSR(indptr, indices)
 
 
 def _check_parts(num_nodes: int, num_parts: int) -> None:
@@ -93,26 +44,48 @@ def _check_parts(num_nodes: int, num_parts: int) -> None:
         raise InputError(f"--num-parts: {num_parts} is more than the graph's {num_nodes} nodes")
 
 
-def metis_partition(csr: CSR, num_parts: int, train_mask: np.ndarray, seed: int,
-                    tolerance: float = TRAIN_TOLERANCE, max_edges: int | None = None) -> np.ndarray:
-    """int32 [N] part of every node: METIS k-way, then train-node balance refinement.
+def metis_assign(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
+                 max_edges: int | None = None) -> np.ndarray:
+    """int32 [N]: METIS k-way with one constraint per column of ``weights`` [N, C], unrefined.
 
-    ``max_edges``: run METIS on at most about this many sampled undirected edges.
+    Columns with a zero total (no train node, no edge) or equal to the node column (every
+    node in train) are not passed: METIS cannot balance a quantity that sums to zero.
     """
     _check_parts(csr.num_nodes, num_parts)
     if num_parts == 1:
         return np.zeros(csr.num_nodes, dtype=np.int32)
-    import pymetis  # imported here: loading a dataset must not need it
-
-    weights = vertex_weights(csr, train_mask)  # full-graph degrees: balance the real edges
+    totals = weights.sum(axis=0)
+    keep = [c for c in range(weights.shape[1])
+            if totals[c] > 0 and (c == 0 or not np.array_equal(weights[:, c], weights[:, 0]))]
     sample = csr if max_edges is None else sample_edges(csr, max_edges, seed)
-    adjacency = pymetis.CSRAdjacency(np.ascontiguousarray(sample.indptr, dtype=np.int64),
-                                     np.ascontiguousarray(sample.indices, dtype=np.int64))
-    del sample
-    result = pymetis.part_graph(num_parts, adjacency, vweights=weights,
-                                recursive=False, options=pymetis.Options(seed=seed))
-    parts = np.frombuffer(result.vertex_part, dtype=np.int64).astype(np.int32)
-    return balance_train_nodes(csr, parts, train_mask, num_parts, tolerance)
+    return metis_kway(sample, num_parts, weights[:, keep], seed)
+
+
+def partition_nodes(method: str, csr: CSR, num_parts: int, train_mask: np.ndarray, seed: int,
+                    max_edges: int | None = None, tolerance: float = TOLERANCE) -> np.ndarray:
+    """int32 [N] part of every node by ``method`` ("metis" or "random"), then rebalanced.
+
+    Every method goes through the same balance rules: inner nodes, edges and train nodes
+    within ``tolerance`` of the mean per part where a move can get them there
+    (:func:`partition.graph.refine.rebalance`). Raises InputError for a bad part count.
+    """
+    weights = balance_weights(csr, train_mask)
+    if method == "metis":
+        parts = metis_assign(csr, num_parts, weights, seed, max_edges)
+    elif method == "random":
+        parts = random_partition(csr.num_nodes, num_parts, seed)
+    else:
+        raise InputError(f"--method: unknown method {method!r}")
+    return rebalance(csr, parts, weights, num_parts, tolerance) if num_parts > 1 else parts
+
+
+def metis_partition(csr: CSR, num_parts: int, train_mask: np.ndarray, seed: int,
+                    tolerance: float = TOLERANCE, max_edges: int | None = None) -> np.ndarray:
+    """int32 [N]: :func:`partition_nodes` with METIS (multi-constraint k-way, then refinement).
+
+    ``max_edges``: run METIS on at most about this many sampled undirected edges.
+    """
+    return partition_nodes("metis", csr, num_parts, train_mask, seed, max_edges, tolerance)
 
 
 def random_partition(num_nodes: int, num_parts: int, seed: int) -> np.ndarray:
