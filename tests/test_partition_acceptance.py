@@ -105,8 +105,9 @@ def test_metis_cut_a_third_of_random_at_1e5_nodes_with_balanced_train():
         metis = partition_stats(csr, assignment, train, parts_n)
         rand = partition_stats(csr, random_partition(g.num_nodes, parts_n, 0), train, parts_n)
         assert metis["edge_cut"] <= rand["edge_cut"] / 3, (parts_n, metis, rand)
-        counts = np.bincount(assignment[train], minlength=parts_n)
-        assert np.abs(counts - counts.mean()).max() <= 0.05 * counts.mean()
+        # balance is max / mean (issue 10): the fullest part sets every rank's step count
+        assert max(metis["node_imbalance"], metis["edge_imbalance"],
+                   metis["train_imbalance"]) <= 1.05, (parts_n, metis)
 
 
 @pytest.fixture
