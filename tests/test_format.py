@@ -54,9 +54,11 @@ def test_round_trip_by_global_id(graph, tmp_path, num_parts):
         part = load_partition(out, p)
         ids = np.asarray(part.global_ids)
         assert not part.x.flags.writeable and isinstance(part.x, np.memmap)
+        assert part.num_feature_rows == part.num_local  # H=1: every halo node has a row
         np.testing.assert_array_equal(part.x, g.x[ids])
         np.testing.assert_array_equal(part.y, g.y[ids])
         np.testing.assert_array_equal(part.degree, csr.degree()[ids])
+        np.testing.assert_array_equal(part.halo_part, parts[ids[part.num_inner:]])
         for name in fmt.SPLITS:
             local = np.asarray(getattr(part, f"{name}_idx"))
             assert local.size == 0 or local.max() < part.num_inner
@@ -69,6 +71,27 @@ def test_round_trip_by_global_id(graph, tmp_path, num_parts):
     for name, want in (("train", g.train_idx), ("val", g.val_idx), ("test", g.test_idx)):
         np.testing.assert_array_equal(np.sort(np.concatenate(splits[name])), want)
     verify_dataset(out)
+
+
+@pytest.mark.parametrize("hops", [0, 1, 2])
+def test_inner_rows_are_complete_and_h0_halo_is_structure_only(graph, tmp_path, hops):
+    """Format 2 (issue 11): every inner row is the node's whole neighbour list, at every H;
+    at H=0 the 1-hop boundary is halo without feature rows, its owner in halo_part."""
+    g, csr = graph
+    parts = random_partition(N, 3, seed=0)
+    fmt.write_dataset(tmp_path / "ds", g, csr, parts, hops, "random", 0, num_parts=3)
+    for p in range(3):
+        part = load_partition(tmp_path / "ds", p)
+        ids = np.asarray(part.global_ids)
+        for i in range(part.num_inner):
+            row = ids[part.indices[part.indptr[i]:part.indptr[i + 1]]]
+            np.testing.assert_array_equal(np.sort(row), csr.indices[csr.indptr[ids[i]]:csr.indptr[ids[i] + 1]])
+        want_rows = part.num_inner if hops == 0 else part.num_local
+        assert part.num_feature_rows == want_rows and part.x.shape[0] == want_rows
+        np.testing.assert_array_equal(part.x, g.x[ids[:want_rows]])
+        np.testing.assert_array_equal(part.halo_part, parts[ids[part.num_inner:]])
+        assert part.num_halo > 0
+    verify_dataset(tmp_path / "ds")
 
 
 def _documented_tree() -> tuple[set[str], set[str]]:

@@ -36,8 +36,10 @@ def test_parts_match_naive_halo_and_induced_edges(graph, num_parts, hops):
         pg = builder.build(p, hops)
         inner = np.flatnonzero(parts == p)
         np.testing.assert_array_equal(pg.global_ids[:pg.num_inner], inner)
-        halo = sorted(bfs_halo(adj, set(inner.tolist()), hops))
+        # H=0 keeps the 1-hop ring as structure-only halo (no feature rows)
+        halo = sorted(bfs_halo(adj, set(inner.tolist()), max(hops, 1)))
         assert pg.global_ids[pg.num_inner:].tolist() == halo
+        assert pg.num_feature_rows == (pg.num_inner if hops == 0 else pg.num_local)
         assert pg.global_ids.dtype == np.int64 and pg.indices.dtype == np.int64
         local = set(pg.global_ids.tolist())
         expected = {(u, v) for u in local for v in adj[u] if v in local}
@@ -45,10 +47,10 @@ def test_parts_match_naive_halo_and_induced_edges(graph, num_parts, hops):
         for i in range(pg.num_local):  # in global-id order: the sampler's positions (issue 15)
             row = pg.global_ids[pg.indices[pg.indptr[i]:pg.indptr[i + 1]]]
             assert np.all(np.diff(row) > 0)
-        if hops >= 1:  # every inner row is the node's complete neighbour set
-            for i, u in enumerate(inner.tolist()):
-                row = pg.global_ids[pg.indices[pg.indptr[i]:pg.indptr[i + 1]]]
-                assert set(row.tolist()) == adj[u]
+        # every inner row is the node's complete neighbour set, H=0 included
+        for i, u in enumerate(inner.tolist()):
+            row = pg.global_ids[pg.indices[pg.indptr[i]:pg.indptr[i + 1]]]
+            assert set(row.tolist()) == adj[u]
         owned.append(inner)
     np.testing.assert_array_equal(np.sort(np.concatenate(owned)), np.arange(N))
 

@@ -48,11 +48,11 @@ def _count_hashing(monkeypatch) -> list[str]:
 def test_verify_with_a_cache_hashes_each_file_once(data, tmp_path, monkeypatch):
     hashed = _count_hashing(monkeypatch)
     verify_dataset(data, parts=[0], cache_dir=tmp_path / "cache")
-    assert len(hashed) == 9  # the nine arrays of part 0
+    assert len(hashed) == 10  # the ten arrays of part 0
     verify_dataset(data, parts=[0], cache_dir=tmp_path / "cache")
-    assert len(hashed) == 9  # a restart re-reads nothing
+    assert len(hashed) == 10  # a restart re-reads nothing
     verify_dataset(data, parts=[0])
-    assert len(hashed) == 18  # no cache asked for: every file hashed
+    assert len(hashed) == 20  # no cache asked for: every file hashed
 
 
 def test_a_file_changed_after_caching_is_hashed_again(data, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dist_train.data.feature_view import feature_rows_only
 from dist_train.data.merge import merged_csr, merged_node_rows
 from partition import load_partition
 from partition.errors import InputError
@@ -72,8 +73,12 @@ def assign_parts(part_train_counts: list[int], world_size: int) -> list[list[int
 
 
 def load_local_graph(data_dir: str, part_ids: list[int]) -> LocalGraph:
-    """Open (one part) or merge (several parts) the shards a rank trains on."""
-    parts = [load_partition(data_dir, p) for p in part_ids]
+    """Open (one part) or merge (several parts) the shards a rank trains on (local mode).
+
+    Structure-only halo nodes (``--halo-hops 0``) are left out: local mode never steps
+    onto a node without a feature row (:mod:`dist_train.data.feature_view`).
+    """
+    parts = [feature_rows_only(load_partition(data_dir, p)) for p in part_ids]
     if len(parts) == 1:
         p = parts[0]
         return LocalGraph(

@@ -3,12 +3,17 @@
 Local ids: inner nodes (sorted by global id) are ``0 .. num_inner-1``, halo nodes
 (sorted by global id) follow. The halo is every node outside the part within ``hops``
 hops of it. The local CSR holds every edge of the full graph whose two ends are both
-local, so with ``hops >= 1`` an inner node's row is its complete neighbour list, and a
-halo node's row holds only its edges to other local nodes (hop-H halo nodes lose their
-edges to hop H+1). With ``hops == 0`` there is no halo and inner rows keep only their
-intra-part edges. Rows are in global-id order (not local-id order): the sampler draws
-positions in a row, so the same order in every partition makes a node's sample the same
-whatever part holds it (partition-invariant sampling, issue 15).
+local, so an inner node's row is its complete neighbour list, and a halo node's row
+holds only its edges to other local nodes (hop-H halo nodes lose their edges to hop
+H+1). Rows are in global-id order (not local-id order): the sampler draws positions in
+a row, so the same order in every partition makes a node's sample the same whatever
+part holds it (partition-invariant sampling, issue 15).
+
+With ``hops == 0`` the halo is the 1-hop boundary all the same, but **structure-only**:
+those nodes get global ids, degrees and an owner part, no feature rows (issue 11: exact
+inference needs every inner node's complete adjacency; the features stay with their
+owner). ``num_feature_rows`` says which local ids have stored rows: ``[0,
+num_feature_rows)``; it is ``num_local`` when ``hops >= 1`` and ``num_inner`` when 0.
 
 A :class:`PartBuilder` keeps one global→local int64 array for all parts and resets only
 the entries a part touched, so P parts cost O(N + part sizes), not O(P·N).
@@ -38,6 +43,12 @@ class PartGraph:
     """int64 [n_local+1]"""
     indices: np.ndarray
     """int64 local ids"""
+    num_feature_rows: int = -1
+    """Local ids ``[0, num_feature_rows)`` have stored feature rows; -1 means all."""
+
+    def __post_init__(self) -> None:
+        if self.num_feature_rows < 0:
+            self.num_feature_rows = self.num_local
 
     @property
     def num_local(self) -> int:
@@ -70,7 +81,8 @@ def _local_csr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: n
     """Rows of ``nodes`` restricted to local neighbours, as local ids in global-id order.
 
     A global row is sorted by global id, so filtering it keeps that order. With
-    ``inner_complete`` (hops >= 1) an inner row's length is its degree: only halo rows
+    ``inner_complete`` (always: every part keeps at least its 1-hop ring) an inner row's
+    length is its degree: only halo rows
     need a counting pass. Rows are independent: parallel.
     """
     n = nodes.shape[0]
@@ -126,7 +138,8 @@ class PartBuilder:
         csr, g2l = self.csr, self._g2l
         g2l[inner] = np.arange(inner.shape[0], dtype=np.int64)
         frontier = inner
-        for _ in range(hops):
+        # at H=0 the 1-hop ring is kept as structure-only halo: inner rows stay complete
+        for _ in range(max(hops, 1)):
             reach = int((csr.indptr[frontier + 1] - csr.indptr[frontier]).sum())
             frontier = _expand(frontier, csr.indptr, csr.indices, g2l, min(csr.num_nodes, reach))
             if frontier.size == 0:
@@ -135,9 +148,10 @@ class PartBuilder:
         halo = np.sort(np.concatenate(rings)) if rings else np.empty(0, dtype=np.int64)
         g2l[halo] = inner.shape[0] + np.arange(halo.shape[0], dtype=np.int64)
         nodes = np.concatenate((inner, halo))
-        indptr, indices = _local_csr(nodes, inner.shape[0], csr.indptr, csr.indices, g2l, hops >= 1)
-        return PartGraph(global_ids=nodes, num_inner=int(inner.shape[0]), indptr=indptr,
-                         indices=indices)
+        indptr, indices = _local_csr(nodes, inner.shape[0], csr.indptr, csr.indices, g2l, True)
+        num_inner = int(inner.shape[0])
+        return PartGraph(global_ids=nodes, num_inner=num_inner, indptr=indptr, indices=indices,
+                         num_feature_rows=nodes.shape[0] if hops >= 1 else num_inner)
 
 
 def build_part(csr: CSR, parts: np.ndarray, part_id: int, hops: int) -> PartGraph:

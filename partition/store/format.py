@@ -32,9 +32,11 @@ if TYPE_CHECKING:  # the reader must not import numba, pymetis or the writer's m
     from partition.readers.source_graph import SourceGraph
 
 FORMAT_VERSION = 2
+"""2: structure-only halo at H=0 (inner rows complete), ``halo_part.npy``, x/y hold
+``num_feature_rows`` rows (issue 11)."""
 MANIFEST = MARKER
 NODE_PART = "node_part.npy"
-PART_ARRAYS = ("global_ids", "indptr", "indices", "x", "y", "degree",
+PART_ARRAYS = ("global_ids", "indptr", "indices", "x", "y", "degree", "halo_part",
                "train_idx", "val_idx", "test_idx")
 """Each part directory holds ``<name>.npy`` for each of these, and nothing else."""
 SPLITS = ("train", "val", "test")
@@ -108,20 +110,23 @@ def release_pages(x: np.ndarray) -> None:
 
 
 def _write_part(root: Path, pg: PartGraph, part_id: int, graph: SourceGraph, degree: np.ndarray,
-                codes: np.ndarray, io: IOThreads) -> tuple[dict[str, FileRecord], dict]:
+                codes: np.ndarray, node_part: np.ndarray,
+                io: IOThreads) -> tuple[dict[str, FileRecord], dict]:
     (root / part_dir(part_id)).mkdir()
     ids = pg.global_ids
+    rows = ids[:pg.num_feature_rows]  # structure-only halo nodes have no x or y row
     inner_code = codes[ids[:pg.num_inner]]
     arrays = {"global_ids": ids, "indptr": pg.indptr, "indices": pg.indices,
-              "y": np.asarray(graph.y[ids], dtype=np.int64), "degree": degree[ids]}
+              "y": np.asarray(graph.y[rows], dtype=np.int64), "degree": degree[ids],
+              "halo_part": np.asarray(node_part[ids[pg.num_inner:]], dtype=np.int32)}
     for c, name in enumerate(SPLITS, start=1):
         arrays[f"{name}_idx"] = np.flatnonzero(inner_code == c).astype(np.int64)
     records = {part_file(part_id, name): write_npy(root / part_file(part_id, name), a, io=io)
                for name, a in arrays.items()}
     records[part_file(part_id, "x")] = _write_features(root / part_file(part_id, "x"), graph.x,
-                                                       ids, io)
+                                                       rows, io)
     summary = {"part_id": part_id, "num_inner": pg.num_inner, "num_halo": pg.num_halo,
-               "num_edges": int(pg.indices.shape[0])}
+               "num_feature_rows": pg.num_feature_rows, "num_edges": int(pg.indices.shape[0])}
     summary |= {f"num_{name}": int(arrays[f"{name}_idx"].shape[0]) for name in SPLITS}
     return records, summary
 
@@ -166,7 +171,7 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
                 part = upcoming.result()
                 if p + 1 < num_parts:
                     upcoming = pool.submit(builder.build, p + 1, hops)
-                records, summary = _write_part(tmp, part, p, graph, degree, codes, io)
+                records, summary = _write_part(tmp, part, p, graph, degree, codes, parts, io)
                 files |= records
                 summaries.append(summary)
                 if progress is not None:
@@ -218,10 +223,12 @@ def _manifest(graph: SourceGraph, csr: CSR, num_parts: int, hops: int, method: s
 
 REQUIRED_KEYS = ("num_nodes", "num_edges", "num_features", "num_classes", "num_parts",
                  "halo_hops", "parts", "files")
+PART_KEYS = ("num_inner", "num_halo", "num_feature_rows", "num_edges")
 
 
 def load_manifest(dataset_dir: str | Path) -> dict:
-    """The parsed ``manifest.json``; DatasetError if the directory is not a complete v1 dataset."""
+    """The parsed ``manifest.json``; DatasetError if the directory is not a complete dataset of
+    this ``FORMAT_VERSION``."""
     d = Path(dataset_dir)
     if not d.is_dir():
         raise DatasetError(f"{d}: no such dataset directory")
@@ -244,27 +251,48 @@ def load_manifest(dataset_dir: str | Path) -> dict:
     if len(manifest["parts"]) != manifest["num_parts"]:
         raise DatasetError(f"{path}: {len(manifest['parts'])} entries in 'parts' "
                            f"but num_parts is {manifest['num_parts']}")
+    for i, info in enumerate(manifest["parts"]):
+        missing = [k for k in PART_KEYS if not isinstance(info, dict) or k not in info]
+        if missing:
+            raise DatasetError(f"{path}: parts[{i}] lacks {', '.join(map(repr, missing))}")
     return manifest
 
 
 @dataclass
 class Partition:
-    """One part, arrays memory-mapped read-only; local ids: inner first, then halo."""
+    """One part, arrays memory-mapped read-only; local ids: inner first, then halo.
+
+    Halo nodes with feature rows come first among the halo: local ids ``[0,
+    num_feature_rows)`` have rows in ``x`` and ``y``, ``[num_feature_rows, num_local)``
+    are structure-only (FORMAT.md). Every inner row of the CSR is complete.
+    """
 
     part_id: int
     global_ids: np.ndarray
+    """int64 [n_local]"""
     num_inner: int
     indptr: np.ndarray
+    """int64 [n_local + 1]"""
     indices: np.ndarray
+    """int64 [nnz] local ids"""
     x: np.ndarray
-    """Features in the manifest's ``feature_dtype`` (float32, float16 or ml_dtypes.bfloat16)."""
+    """Features in the manifest's ``feature_dtype`` (float32, float16 or ml_dtypes.bfloat16),
+    [num_feature_rows, F]."""
     y: np.ndarray
-    """int64 labels; -1 for an unlabelled node (never in a split)."""
+    """int64 [num_feature_rows] labels; -1 for an unlabelled node (never in a split)."""
     degree: np.ndarray
-    """Global undirected degree of each local node (for exact GCN normalisation)."""
+    """int64 [n_local]: global undirected degree of each local node (exact GCN normalisation)."""
+    halo_part: np.ndarray
+    """int32 [n_local - num_inner]: the part that owns each halo node."""
     train_idx: np.ndarray
     val_idx: np.ndarray
     test_idx: np.ndarray
+    num_feature_rows: int = -1
+    """-1 (the default) means every local node has a row."""
+
+    def __post_init__(self) -> None:
+        if self.num_feature_rows < 0:
+            self.num_feature_rows = self.num_local
 
     @property
     def num_local(self) -> int:
@@ -308,8 +336,9 @@ def load_partition(dataset_dir: str | Path, part_id: int, verify: bool = False) 
         from partition.readers.features import numpy_dtype
 
         arrays["x"] = arrays["x"].view(numpy_dtype("bfloat16"))
-    return Partition(part_id=part_id, num_inner=int(manifest["parts"][part_id]["num_inner"]),
-                     **arrays)
+    info = manifest["parts"][part_id]
+    return Partition(part_id=part_id, num_inner=int(info["num_inner"]),
+                     num_feature_rows=int(info["num_feature_rows"]), **arrays)
 
 
 def verify_dataset(dataset_dir: str | Path, parts: list[int] | None = None,

@@ -114,6 +114,7 @@ def _increasing(a: np.ndarray) -> bool:
 def _check_part(d: Path, manifest: dict, p: int) -> None:
     part, info = load_partition(d, p), manifest["parts"][p]
     n_local, n_inner = info["num_inner"] + info["num_halo"], part.num_inner
+    n_rows = part.num_feature_rows
 
     def where(name: str) -> Path:
         return d / part_file(p, name)
@@ -121,8 +122,11 @@ def _check_part(d: Path, manifest: dict, p: int) -> None:
     _require(part.global_ids.shape == (n_local,), where("global_ids"),
              f"{part.global_ids.shape[0]} ids but the manifest counts {n_local} local nodes")
     _in_range(part.global_ids, 0, manifest["num_nodes"], where("global_ids"), "global ids")
-    _require(_increasing(part.global_ids[:n_inner]) and _increasing(part.global_ids[n_inner:]),
-             where("global_ids"), "inner or halo ids not strictly increasing")
+    _require(n_inner <= n_rows <= n_local, d / MANIFEST,
+             f"parts[{p}].num_feature_rows {n_rows} not in [num_inner, num_local]")
+    _require(all(_increasing(part.global_ids[a:b]) for a, b in
+                 ((0, n_inner), (n_inner, n_rows), (n_rows, n_local))),
+             where("global_ids"), "inner, halo or structure-only ids not strictly increasing")
     ptr = part.indptr
     _require(ptr.shape == (n_local + 1,) and int(ptr[0]) == 0, where("indptr"),
              f"expected {n_local + 1} entries starting at 0")
@@ -130,9 +134,13 @@ def _check_part(d: Path, manifest: dict, p: int) -> None:
     _require(int(ptr[-1]) == part.indices.shape[0], where("indptr"),
              f"ends at {int(ptr[-1])} but indices holds {part.indices.shape[0]}")
     _in_range(part.indices, 0, n_local, where("indices"), "local ids")
-    _require(part.x.shape == (n_local, manifest["num_features"]), where("x"),
-             f"shape {part.x.shape}, expected ({n_local}, {manifest['num_features']})")
-    _require(part.y.shape == (n_local,), where("y"), f"{part.y.shape[0]} labels for {n_local} nodes")
+    _require(part.x.shape == (n_rows, manifest["num_features"]), where("x"),
+             f"shape {part.x.shape}, expected ({n_rows}, {manifest['num_features']})")
+    _require(part.y.shape == (n_rows,), where("y"), f"{part.y.shape[0]} labels for {n_rows} nodes")
+    _require(part.halo_part.shape == (n_local - n_inner,), where("halo_part"),
+             f"{part.halo_part.shape[0]} owners for {n_local - n_inner} halo nodes")
+    _in_range(part.halo_part, 0, manifest["num_parts"], where("halo_part"), "part ids")
+    _require(not bool(np.any(part.halo_part == p)), where("halo_part"), "a halo node owned by its own part")
     _in_range(part.y, -1, manifest["num_classes"], where("y"), "labels (-1: unlabelled)")
     _require(part.degree.shape == (n_local,) and bool(np.all(part.degree >= np.diff(ptr))),
              where("degree"), "not a global degree of every local node")
