@@ -12,6 +12,8 @@ import argparse
 import gc
 import hashlib
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import torch.distributed as dist
 from dist_train.config.schema import Config, config_hash, load_config, save_config
 from dist_train.data.shards import LocalGraph, assign_parts, load_local_graph
 from dist_train.loop.trainer import DivergenceError, Preempted, Trainer
+from dist_train.runtime import netif, peers
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.agreement import check_ranks_agree
 from dist_train.runtime.env import World, discover_world_from_os
@@ -54,6 +57,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def setup_logging(rank: int) -> None:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"[rank {rank}] %(levelname)s %(message)s", stream=sys.stderr)
+
+
+class InterfaceSetter:
+    """The ``before_init`` hook: set ``GLOO_SOCKET_IFNAME`` / ``NCCL_SOCKET_IFNAME`` to the interface
+    that routes to the master (runtime/netif.py) unless the user set them, and log it.
+
+    The one place the process environment is written. Raises ``netif.NoRouteError`` (one
+    line: the address and every interface tried) when no interface reaches the master.
+    ``address`` is then this rank's IP on that interface (what the others reach it by).
+    """
+
+    def __init__(self, world: World, wait_s: float) -> None:
+        self.world, self.wait_s, self.address = world, wait_s, "127.0.0.1"
+        self.log = logging.getLogger(netif.__name__)
+        if world.local_rank == 0:
+            self.log.setLevel(logging.INFO)  # one line per host, not only on rank 0
+
+    def __call__(self, store) -> None:
+        w = self.world
+        if_addrs = netif.interface_addresses()
+        netif.check_user_ifnames(os.environ, if_addrs)
+        route, where = netif.world_route(w.rank, w.world_size, w.local_world_size, w.master_addr,
+                                         store, self.wait_s)
+        user = {v: os.environ[v] for v in netif.IFNAME_VARS if os.environ.get(v, "").strip()}
+        if len(user) == len(netif.IFNAME_VARS):
+            self.address = route.source or self.address
+            self.log.info("rank %d: network interface as you set it: %s", w.rank, user)
+            return
+        choice = netif.choose_interface(route, if_addrs, os.environ, where)
+        os.environ.update(choice.env)
+        self.address = choice.address
+        self.log.info("rank %d on %s: network interface %s (%s) %s; set %s%s", w.rank,
+                      socket.gethostname(), choice.ifname, choice.address, choice.reason,
+                      " ".join(f"{k}={v}" for k, v in choice.env.items()),
+                      f" (kept yours: {user})" if user else "")
 
 
 def prepare_rank(cfg: Config, world: World,
@@ -157,8 +195,11 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out)
     stop = StopFlag()
     install_stop_handlers(stop)
+    interface = InterfaceSetter(world, cfg.dist.init_timeout_s or cfg.dist.timeout_s)
     device = pg.init_distributed(world, device=cfg.dist.device, backend=cfg.dist.backend,
-                                 timeout_s=cfg.dist.timeout_s, init_timeout_s=cfg.dist.init_timeout_s)
+                                 timeout_s=cfg.dist.timeout_s, init_timeout_s=cfg.dist.init_timeout_s,
+                                 before_init=interface)
+    beacon = peers.Beacon(interface.address)
     trainer: Trainer | None = None
     try:
         graph, manifest, mine, owner = None, None, [], None
@@ -181,12 +222,16 @@ def run(args: argparse.Namespace) -> int:
                          world.launcher, device, assign_parts([int(p["num_train"]) for p in manifest["parts"]],
                                                               world.world_size))
             warn_if_halo_short(manifest, cfg)
-        pg.barrier()
+        table = peers.gather_peers(socket.gethostname(), interface.address, beacon.port)
         logging.getLogger(__name__).debug("rank %d parts %s", world.rank, mine)
         trainer = Trainer(cfg, graph, int(manifest["num_classes"]), world.rank, world.world_size,
                           device, run_dir, stop=stop,
                           identity={"manifest": manifest_id, "config": config_hash(cfg)}, owner=owner)
-        final = trainer.fit()
+        try:
+            final = trainer.fit()
+        except pg.CollectiveError as err:  # name who is gone: the backend rarely does
+            lost = peers.describe_lost(peers.unreachable(table, world.rank))
+            raise pg.CollectiveError(f"{err}; {lost}") from err
         if world.rank == 0:
             print(f"{PROG}: done: best val {final['val_acc']:.4f} at epoch {final['best_epoch']}, "
                   f"test {final['test_acc']:.4f}; metrics in {run_dir / 'metrics.jsonl'}")
@@ -199,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         trainer = None
         gc.collect()
         pg.destroy_distributed()
+        beacon.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,6 +154,12 @@ def test_torchrun_restart_count_is_part_of_the_world():
     env = {"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "29500"}
     assert discover_world(env).attempt == 0
     assert discover_world(env | {"TORCHELASTIC_RESTART_COUNT": "3"}).attempt == 3
+    shared = {"TORCHELASTIC_RESTART_COUNT": "3", "TORCHELASTIC_USE_AGENT_STORE": "True"}
+    assert discover_world(env | shared).attempt == 3
+    # a store per round (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1): a host started anew counts
+    # restarts from 0 while the others count on, so the count must not name the keys
+    own = {"TORCHELASTIC_RESTART_COUNT": "3", "TORCHELASTIC_USE_AGENT_STORE": "False"}
+    assert discover_world(env | own).attempt == 0
 
 
 def test_a_restarted_attempt_does_not_see_the_dead_attempts_keys():

@@ -48,8 +48,11 @@ class World:
     launcher: str
     """Which adapter found it: torchrun, slurm, mpi, single (or test)."""
     attempt: int = 0
-    """How many times the launcher restarted the job (torchrun's TORCHELASTIC_RESTART_COUNT):
-    the rendezvous keys of each attempt are kept apart, see process_group._store."""
+    """How many times the launcher restarted the job (torchrun's TORCHELASTIC_RESTART_COUNT)
+    when the ranks share torchrun's store across restarts: the rendezvous keys of each attempt
+    are kept apart, see process_group._store. 0 when every round has a store of its own
+    (``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``): a host whose torchrun was started anew after it
+    died counts from 0 while the others count on, so the count is no key they share."""
 
     @property
     def is_main(self) -> bool:
@@ -153,8 +156,13 @@ class TorchrunEnv:
                   local_rank=_int(env, "LOCAL_RANK", 0),
                   local_world_size=_int(env, "LOCAL_WORLD_SIZE", None if has_local else 1),
                   master_addr=env["MASTER_ADDR"].strip(), master_port=_int(env, "MASTER_PORT"),
-                  launcher=self.name, attempt=_int(env, "TORCHELASTIC_RESTART_COUNT", 0))
+                  launcher=self.name, attempt=_attempt(env))
         return _checked(w, ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"))
+
+
+def _attempt(env: Environ) -> int:
+    shared = env.get("TORCHELASTIC_USE_AGENT_STORE", "True").strip() != "False"
+    return _int(env, "TORCHELASTIC_RESTART_COUNT", 0) if shared else 0
 
 
 class SlurmEnv:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, overload
@@ -45,6 +45,7 @@ def backend_detail(err: BaseException) -> str:
     """The backend's own words, without DDP's nested wrappers, source paths and sign-offs."""
     text = " ".join(str(err).split()).rsplit("RuntimeError: ", 1)[-1]
     text = re.sub(r"^\[[^\]]*\]\s*", "", text)  # gloo's [.../pair.cc:537] prefix
+    text = text.split(" At: ")[0]  # the Python frames a failed DDP comm hook appends
     return text.split(". This is typically caused by")[0] or type(err).__name__
 
 
@@ -125,12 +126,15 @@ def _not_arrived(world: World, url: str, wait_s: float, err: BaseException) -> s
 
 def init_distributed(world: World, device: str = "auto", backend: str = "auto",
                      timeout_s: float = 300, init_timeout_s: float | None = None,
-                     init_method: str | None = None) -> torch.device:
+                     init_method: str | None = None,
+                     before_init: Callable[[dist.Store], None] | None = None) -> torch.device:
     """Join the job's process group; returns the device this rank computes on.
 
     ``timeout_s`` bounds every collective; ``init_timeout_s`` (default ``timeout_s``) bounds
     the wait for all ranks at start-up. ``init_method`` overrides the ``tcp://addr:port``
     rendezvous of ``world`` (tests use ``file://`` so parallel runs never race for ports).
+    ``before_init(store)`` runs once the rendezvous store is up and before the backend
+    connects (the entry point chooses the network interface there, runtime/netif.py).
     """
     if dist.is_initialized():
         raise RuntimeError("init_distributed: a process group already exists; call destroy_distributed() first")
@@ -140,6 +144,8 @@ def init_distributed(world: World, device: str = "auto", backend: str = "auto",
         torch.cuda.set_device(dev)  # before NCCL creates its communicator on the wrong GPU
     wait_s = init_timeout_s if init_timeout_s is not None else timeout_s
     store = _store(world, init_method, wait_s)
+    if before_init is not None:
+        before_init(store)
     try:
         dist.init_process_group(name, store=store, rank=world.rank, world_size=world.world_size,
                                 timeout=timedelta(seconds=timeout_s))
