@@ -18,8 +18,9 @@
 # the host's own interfaces or routes, and no route leads out of them):
 #   PREFIX-sw          a "switch" namespace holding bridge br0
 #   PREFIX-hI          host I: eth0 = 10.213.0.(10+I)/24 (a veth whose peer vI is on br0), lo;
-#                      /etc/netns/PREFIX-hI/hosts (bind-mounted on /etc/hosts by `ip netns
-#                      exec`) names every host nodeI, nsswitch.conf resolves from it only; `exec` gives the command its own UTS
+#                      /etc/netns/PREFIX-hI/hosts (bind-mounted on /etc/hosts by `exec`, as
+#                      `ip netns exec` would) names every host nodeI, nsswitch.conf resolves
+#                      from it only; `exec` gives the command its own UTS
 #                      namespace with hostname nodeI.
 # A failure half-way removes what was made (trap); `down` kills the processes still inside.
 set -euo pipefail
@@ -118,12 +119,17 @@ sweep() {  # hosts of any prefix whose owner process is gone
   done
 }
 
-run_on() {  # exec a command on host $1, in a UTS namespace named after it
-  local i=$1; shift
+run_on() {  # exec a command on host $1: its network, its /etc files, its host name
+  local i=$1 ns; shift
   [ $# -ge 1 ] || die "exec: no command given"
-  ip netns list | awk '{print $1}' | grep -qx "$(host_ns "$i")" || die "exec: no host $(host_ns "$i")"
-  exec ip netns exec "$(host_ns "$i")" unshare --uts -- \
-    sh -c 'hostname "$0" && exec "$@"' "$(host_name "$i")" "$@"
+  ns=$(host_ns "$i")
+  [ -e "/run/netns/$ns" ] || die "exec: no host $ns"
+  # What `ip netns exec` does, minus its remount of /sys, which would hide /sys/fs/cgroup
+  # (slurmd refuses to start without it): private mount and UTS namespaces, then the
+  # host's /etc files bind-mounted over the machine's.
+  exec nsenter --net="/run/netns/$ns" unshare --mount --uts --propagation private -- sh -c '
+    for f in /etc/netns/"$1"/*; do mount --bind "$f" "/etc/${f##*/}"; done
+    hostname "$2" && shift 2 && exec "$@"' sh "$ns" "$(host_name "$i")" "$@"
 }
 
 case "${1:-}" in

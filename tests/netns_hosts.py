@@ -100,3 +100,37 @@ class SimHosts:
             except psutil.Error:
                 pass
         return found
+
+
+SLURM_SCRIPT = REPO / ".ci" / "netns-slurm.sh"
+
+
+def why_no_slurm() -> str | None:
+    """None when slurmctld, slurmd and munged are installed; otherwise why not."""
+    missing = [c for c in ("slurmctld", "slurmd", "munged", "sbatch") if shutil.which(c) is None
+               and not Path("/usr/sbin", c).exists()]
+    return f"Slurm not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge" if missing else None
+
+
+class SimSlurm:
+    """A Slurm cluster on ``hosts``: slurmctld on node1, one slurmd per host (.ci/netns-slurm.sh)."""
+
+    def __init__(self, hosts: SimHosts) -> None:
+        self.hosts = hosts
+
+    def _script(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(SLURM_SCRIPT), *args], env=self.hosts.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def up(self) -> SimSlurm:
+        res = self._script("up")
+        if res.returncode != 0:
+            raise RuntimeError(f"netns-slurm.sh up: {res.stderr.strip()}")
+        return self
+
+    def down(self) -> None:
+        self._script("down")
+
+    def command(self, cmd: Sequence[str]) -> list[str]:
+        """``cmd`` run on node1 with this cluster's SLURM_CONF."""
+        return ["bash", str(SLURM_SCRIPT), "exec", *cmd]

@@ -9,13 +9,15 @@ otherwise; CI (``.ci/run``) runs them as root.
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from fault_helpers import BIN, FAST, checkpoints, clean_env, final_line, make_dataset, wait_for
-from netns_hosts import SimHosts, why_no_netns
+from netns_hosts import SimHosts, SimSlurm, why_no_netns, why_no_slurm
 
 from dist_train.runtime.env import free_port
 
@@ -62,9 +64,12 @@ def _torchrun(port: int, *module: str, restarts: int = 0) -> list[str]:
             f"--max-restarts={restarts}", *module]
 
 
+def _overrides(*extra: str) -> list[str]:
+    return [*FAST, f"dist.timeout_s={TIMEOUT_S}", *extra]
+
+
 def _train(data: Path, out: Path, *overrides: str) -> list[str]:
-    return ["-m", "dist_train", "--data", str(data), "--out", str(out), *FAST,
-            f"dist.timeout_s={TIMEOUT_S}", *overrides]
+    return ["-m", "dist_train", "--data", str(data), "--out", str(out), *_overrides(*overrides)]
 
 
 def _agent_env() -> dict[str, str]:
@@ -179,3 +184,32 @@ def test_a_link_down_longer_than_the_timeout_ends_every_rank(hosts, data, tmp_pa
         hosts.kill(2)
     assert waited < TIMEOUT_S + 10, waited
     assert all(c not in (0, None) for c in codes), codes
+
+
+@pytest.fixture(scope="module")
+def slurm(netns_ok):
+    """slurmctld + a slurmd per simulated host, apart from (and beside) the CI's one-node cluster."""
+    reason = why_no_slurm()
+    if reason:
+        pytest.skip(reason)
+    for hosts in _hosts("s"):
+        cluster = SimSlurm(hosts).up()
+        try:
+            yield cluster
+        finally:
+            cluster.down()
+
+
+def test_sbatch_on_two_slurm_nodes_trains_to_the_final_line(slurm, data, tmp_path):
+    out, log = tmp_path / "run", tmp_path / "slurm.out"
+    env = clean_env(NPROC="1", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                    NETNS_PREFIX=slurm.hosts.prefix)
+    cmd = slurm.command(["sbatch", "-N", "2", "--wait", "--cpus-per-task=1", "--time=5", f"--output={log}",
+                         "launch/slurm.sbatch", str(data), str(out), *_overrides("train.epochs=2")])
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    text = log.read_text(errors="replace") if log.exists() else ""
+    assert res.returncode == 0, (res.stderr + text)[-3000:]
+    assert "2 nodes x 1 ranks, rendezvous node1:" in text
+    for i in (1, 2):  # one rank on each simulated host, each on the interface reaching node1
+        assert f"rank {i - 1} on node{i}: network interface eth0 (10.213.0.{10 + i})" in text, text[-3000:]
+    assert "giantgcn-train: done: best val" in text and final_line(out)["epochs_run"] == 2
