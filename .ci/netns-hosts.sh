@@ -61,6 +61,7 @@ down() {
     ip netns del "$SW"
   fi
   rm -f "/run/netns-hosts-$PREFIX.owner"
+  rmdir /etc/netns 2>/dev/null || true  # only when no other namespace has files there
 }
 
 write_hosts() {  # /etc/hosts of host $1 among $2 hosts
