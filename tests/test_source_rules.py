@@ -22,7 +22,17 @@ from partition.readers import features as features_mod
 from partition.readers import npz_stream
 from partition.readers.features import FeatureOptions
 from partition.readers.sources import read_source
-from tests.test_sources import EDGES, SPLITS, X, Y, edges_of, expect_error, write_gz, write_npy
+from tests.test_sources import (
+    EDGES,
+    SPLITS,
+    X,
+    Y,
+    edges_of,
+    expect_error,
+    write_gz,
+    write_npy,
+    write_ogb,
+)
 
 RNG = np.random.default_rng(7)
 
@@ -208,9 +218,11 @@ def test_integer_mask_is_a_mask(tmp_path, dtype):
     ({"train_mask": torch.tensor([1, 1, 0, 0, 0])}, ["train_mask", "5 entries", "expected 6"]),
     ({"train_mask": torch.tensor([1.0, 1, 0, 0, 0, 0])}, ["train_mask", "bool or integer"]),
     ({"train_idx": torch.tensor([True, True, False, False, False, False])}, ["train_idx", "*_mask"]),
+    ({"train_idx": torch.tensor([1, 1, 0, 0, 0, 0])}, ["train_idx", "node 0 listed more than once",
+                                                        "*_mask"]),
     ({"train_idx": torch.tensor([0, 1]), "train_mask": torch.tensor([1, 1, 1, 0, 0, 0])},
      ["train_mask", "train_idx", "disagree"]),
-], ids=["value-2", "wrong-length", "float-mask", "bool-ids", "mask-and-ids-disagree"])
+], ids=["value-2", "wrong-length", "float-mask", "bool-ids", "0/1-named-idx", "mask-and-ids-disagree"])
 def test_ambiguous_splits_refused_by_name(tmp_path, fields, needles):
     spec = _pt(tmp_path, val_idx=torch.tensor([3]), test_idx=torch.tensor([5]), **fields)
     expect_error(lambda: read_source(spec), *needles)
@@ -340,6 +352,10 @@ def test_edge_weights_ignored_with_a_line(tmp_path, capsys):
     assert partition_main(["--input", f"npy:{d}", "--out", str(tmp_path / "b"), "--num-parts", "2",
                            "--quiet"]) == 0
     assert "edge_weight.npy ignored" in capsys.readouterr().err
+    o = write_ogb(tmp_path / "o")
+    write_gz(o / "raw" / "edge-feat.csv.gz", ["1.0"] * 6)
+    assert read_source(f"ogb:{o}#sales").warnings == [f"{o / 'raw' / 'edge-feat.csv.gz'} ignored: "
+                                                       "the GCN here is unweighted"]
 
 
 def test_scratch_folder_is_removed(tmp_path, monkeypatch):

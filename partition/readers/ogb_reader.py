@@ -172,8 +172,10 @@ def read_ogb(spec: str, rest: str, root_arg: str | None, opts: FeatureOptions) -
         raise InputError(f"{feat_path}: {features.num_rows} rows but the graph has {n} nodes")
     y = check_labels(labels, n, str(label_path), str(feat_path))
     train_idx, val_idx, test_idx = read_splits(root, choice, n)
+    ignored = raw / "edge-feat.csv.gz"
+    warnings = [f"{ignored} ignored: the GCN here is unweighted"] if ignored.is_file() else []
     return SourceGraph(name=spec, num_nodes=n, edge_chunks=stream_edges(raw / "edge.csv.gz", n),
                        x=prepare_features(features, opts), y=y,
                        num_classes=int(y.max()) + 1 if y.size else 0,
                        train_idx=train_idx, val_idx=val_idx, test_idx=test_idx,
-                       feature_normalization=opts.normalize)
+                       feature_normalization=opts.normalize, warnings=warnings)

@@ -7,7 +7,7 @@ the node ids {0, 1} once turned 360 training nodes into 2):
 - ``*_idx`` / ``*_index`` (and OGB's ``split/<name>/*.csv.gz``): a list of node ids.
 
 Anything else (an integer mask with a 2 in it, a mask of the wrong length, a ``bool`` or
-float array named as an id list) is refused with one line naming the split. Splits are
+float array named as an id list, an id list that repeats a node) is refused with one line naming the split. Splits are
 then checked together: pairwise disjoint, every node labelled, a non-empty train split.
 """
 
@@ -76,7 +76,12 @@ def split_ids(split: SplitInput, num_nodes: int) -> np.ndarray:
     if v.size and (v.min() < 0 or v.max() >= num_nodes):
         bad = v[(v < 0) | (v >= num_nodes)]
         raise InputError(f"{split.where}: {bad.size} node ids out of range [0, {num_nodes}), e.g. {bad[0]}")
-    return np.unique(v.astype(np.int64))
+    ids = np.sort(v.astype(np.int64))
+    repeated = ids[1:][ids[1:] == ids[:-1]]
+    if repeated.size:  # a 0/1 mask named *_idx reads as ids {0, 1}, each many times
+        raise InputError(f"{split.where}: node {repeated[0]} listed more than once "
+                         f"({repeated.size} repeats); a 0/1 mask must be named *_mask")
+    return ids
 
 
 def _one_split(candidates: Sequence[SplitInput], num_nodes: int) -> np.ndarray:
