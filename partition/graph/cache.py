@@ -33,13 +33,12 @@ def cache_size(budget: float, num_inner: int, num_candidates: int) -> int:
 
 
 def choose_cache(inner: np.ndarray, halo: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
-                 g2l: np.ndarray, degree: np.ndarray, budget: float) -> np.ndarray:
+                 g2l: np.ndarray, budget: float) -> np.ndarray:
     """Sorted positions in ``halo`` (int64) of the boundary nodes whose rows the part keeps.
 
     ``inner``, ``halo``: sorted global ids (int64) of the part's inner and 1-hop boundary
     nodes; ``indptr``/``indices``: the full graph's CSR; ``g2l``: int64 [N] global -> local id
-    with ``g2l[halo[i]] == len(inner) + i``; ``degree``: int64 [N] global degrees;
-    ``budget``: a fraction of ``len(inner)`` (0 keeps none). Raises ValueError for a
+    with ``g2l[halo[i]] == len(inner) + i``; ``budget``: a fraction of ``len(inner)`` (0 keeps none). Raises ValueError for a
     negative or non-finite budget.
     """
     if not np.isfinite(budget) or budget < 0:
@@ -48,5 +47,6 @@ def choose_cache(inner: np.ndarray, halo: np.ndarray, indptr: np.ndarray, indice
     if k == 0:
         return np.empty(0, dtype=np.int64)
     score = _inner_neighbour_counts(inner, indptr, indices, g2l, int(inner.shape[0]), int(halo.shape[0]))
-    order = np.lexsort((halo, -degree[halo], -score))
+    degree = indptr[halo + 1] - indptr[halo]
+    order = np.lexsort((halo, -degree, -score))
     return np.sort(order[:k]).astype(np.int64)
