@@ -21,6 +21,7 @@ import numpy as np
 import torch.distributed as dist
 
 from dist_train.config.schema import Config, config_hash, load_config, save_config
+from dist_train.data.exact_graph import load_exact_graph
 from dist_train.data.shards import LocalGraph, assign_parts, load_local_graph
 from dist_train.loop.trainer import DivergenceError, Preempted, Trainer
 from dist_train.runtime import netif, peers
@@ -28,7 +29,6 @@ from dist_train.runtime import process_group as pg
 from dist_train.runtime.agreement import check_ranks_agree
 from dist_train.runtime.env import World, discover_world_from_os
 from dist_train.runtime.signals import EXIT_REQUEUE, StopFlag, install_stop_handlers
-from dist_train.sampling.exact_batches import owner_ranks
 from partition import load_manifest, verify_dataset
 from partition.errors import InputError, print_error_line
 
@@ -108,7 +108,10 @@ def prepare_rank(cfg: Config, world: World,
     mine = assignment[world.rank]
     cache = run_dir / ".verified" if run_dir is not None else None
     verify_dataset(data, parts=mine, cache_dir=cache)  # checksums of the files this rank will map
-    graph = load_local_graph(data, mine)
+    if cfg.sampler.mode == "exact":  # whole parts, structure-only boundary and owners included
+        graph = load_exact_graph(data, mine, world.rank, assignment)
+    else:
+        graph = load_local_graph(data, mine)
     check_trainable(data, manifest, graph)
     return graph, manifest, mine
 
@@ -132,20 +135,6 @@ def check_trainable(data: str, manifest: dict, graph: LocalGraph) -> None:
             raise InputError(f"{data}: parts {graph.part_ids}: {unlabelled.size} {name} nodes have "
                              f"no label (y = -1), e.g. global node {graph.global_ids[unlabelled[0]]}; "
                              "re-run giantgcn-partition")
-
-
-def exact_owner(cfg: Config, manifest: dict, graph: LocalGraph, world: World) -> np.ndarray | None:
-    """The owner rank of every local node for ``sampler.mode=exact``; None in local mode.
-
-    Raises InputError when the dataset lacks complete inner rows (``--halo-hops 0``).
-    """
-    if cfg.sampler.mode != "exact":
-        return None
-    if int(manifest.get("halo_hops", 0)) < 1:
-        raise InputError(f"sampler.mode=exact: {cfg.data.path} has --halo-hops 0, so inner nodes' "
-                         "rows stop at the part border; partition with --halo-hops 1 or more")
-    plan = assign_parts([int(p["num_train"]) for p in manifest["parts"]], world.world_size)
-    return owner_ranks(cfg.data.path, graph, world.rank, plan)
 
 
 def warn_if_halo_short(manifest: dict, cfg: Config) -> None:
@@ -202,12 +191,11 @@ def run(args: argparse.Namespace) -> int:
     beacon = peers.Beacon(interface.address)
     trainer: Trainer | None = None
     try:
-        graph, manifest, mine, owner = None, None, [], None
+        graph, manifest, mine = None, None, []
         error = None
         try:
             check_run_dir(run_dir)
             graph, manifest, mine = prepare_rank(cfg, world, run_dir)
-            owner = exact_owner(cfg, manifest, graph, world)
             if args.resume and not (run_dir / "checkpoints").is_dir():
                 raise InputError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
         except InputError as err:
@@ -226,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).debug("rank %d parts %s", world.rank, mine)
         trainer = Trainer(cfg, graph, int(manifest["num_classes"]), world.rank, world.world_size,
                           device, run_dir, stop=stop,
-                          identity={"manifest": manifest_id, "config": config_hash(cfg)}, owner=owner)
+                          identity={"manifest": manifest_id, "config": config_hash(cfg)})
         try:
             final = trainer.fit()
         except pg.CollectiveError as err:  # name who is gone: the backend rarely does

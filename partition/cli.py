@@ -12,6 +12,7 @@ data (flags, the output directory) run before the long work starts.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, metavar="S", help="partitioner seed (default 0)")
     ap.add_argument("--halo-hops", type=int, default=1, metavar="H",
                     help="halo depth around each part (default 1; 0 = no halo)")
+    ap.add_argument("--cache-budget", type=float, default=0.0, metavar="F",
+                    help="with --halo-hops 0: also store the feature rows of the F x inner-node-count "
+                         "boundary nodes most reached from the part (exact mode's cache; default 0)")
     ap.add_argument("--metis-max-edges", type=float, metavar="E",
                     help="run METIS on a uniform sample of about E undirected edges (METIS needs "
                          "~85 bytes per edge: 10^8 edges want ~20 GB); cut and balance are still "
@@ -77,6 +81,11 @@ def _validate(args: argparse.Namespace) -> None:
         raise InputError(f"--num-parts: {args.num_parts} is not >= 1")
     if args.halo_hops < 0:
         raise InputError(f"--halo-hops: {args.halo_hops} is not >= 0")
+    if not math.isfinite(args.cache_budget) or args.cache_budget < 0:
+        raise InputError(f"--cache-budget: {args.cache_budget} is not a finite fraction >= 0")
+    if args.cache_budget > 0 and args.halo_hops > 0:
+        raise InputError(f"--cache-budget: only with --halo-hops 0 (with --halo-hops {args.halo_hops} "
+                         "every boundary row is stored already)")
     if args.metis_max_edges is not None and not args.metis_max_edges >= 1:
         raise InputError(f"--metis-max-edges: {args.metis_max_edges:g} is not >= 1")
     if args.seed < 0:
@@ -125,7 +134,7 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
                rss=rss) as update:
         manifest = write_dataset(out, graph, csr, parts, args.halo_hops, args.method, args.seed,
                                  num_parts=args.num_parts, force=args.force, stats=stats,
-                                 timings=timings, progress=update)
+                                 timings=timings, progress=update, cache_budget=args.cache_budget)
     print(summary_table(manifest, str(out), peak_rss_bytes(), rss))
     return 0
 

@@ -9,6 +9,7 @@ import pytest
 from fake_gang import FakeGang, run_ranks
 from partition_helpers import clustered_edges, make_source
 
+from dist_train.data.exact_graph import load_exact_graph
 from dist_train.data.shards import assign_parts, load_local_graph
 from dist_train.sampling.exact import ExactSampler, OwnedGraph
 from dist_train.sampling.fetch import RowStore, fetch_rows
@@ -27,20 +28,23 @@ def data(tmp_path_factory):
     csr = build_csr(N, graph.edge_chunks)
     root = tmp_path_factory.mktemp("exact")
     out = {}
-    for p in (1, 2, 8):
+    for p in (1, 2, 8):  # no halo rows: features stored once, exact mode's setting
         parts = random_partition(N, p, seed=1) if p > 1 else np.zeros(N, dtype=np.int32)
-        write_dataset(root / f"p{p}", graph, csr, parts, 1, "random", 0, num_parts=p)
+        write_dataset(root / f"p{p}", graph, csr, parts, 0, "random", 0, num_parts=p)
         out[p] = root / f"p{p}"
+    write_dataset(root / "p8c", graph, csr, random_partition(N, 8, seed=1), 0, "random", 0,
+                  num_parts=8, cache_budget=0.3)
+    out["8c"] = root / "p8c"
     return out
 
 
 def owned(ds, part_ids: list[int], rank: int, part_rank: np.ndarray) -> OwnedGraph:
-    """A rank's graph for exact mode; the owner of each node from node_part.npy (test only)."""
-    g = load_local_graph(str(ds), part_ids)
-    node_part = np.load(ds / "node_part.npy")
+    """A rank's graph for exact mode, its owners from the shards (load_exact_graph)."""
+    plan = [np.flatnonzero(part_rank == r).tolist() for r in range(int(part_rank.max()) + 1)]
+    g = load_exact_graph(str(ds), part_ids, rank, plan)
     return OwnedGraph(rank=rank, global_ids=np.asarray(g.global_ids), num_inner=g.num_inner,
                       indptr=np.asarray(g.indptr), indices=np.asarray(g.indices),
-                      degree=np.asarray(g.degree), owner=part_rank[node_part[g.global_ids]].astype(np.int32))
+                      degree=np.asarray(g.degree), owner=g.owner)
 
 
 def whole_graph_sample(ds, seeds_global, batch_seed, fanouts, replace):
@@ -84,10 +88,10 @@ def test_exact_equals_one_part(data, num_parts, world, fanouts, replace):
     assert len(set(gang.calls)) == 1  # lockstep: every rank made the same collective calls
 
 
-@pytest.mark.parametrize("cache", ["none", "halo"])
+@pytest.mark.parametrize("cache", ["none", "8c"])
 def test_fetched_rows_equal_the_source_rows(data, cache):
     """Every sampled node's row arrives, from this rank, its cache or its owner; the counts add up."""
-    ds, world = data[8], 4
+    ds, world = data[8 if cache == "none" else "8c"], 4
     manifest = json.loads((ds / "manifest.json").read_text())
     plan = assign_parts([p["num_train"] for p in manifest["parts"]], world)
     part_rank = np.empty(8, dtype=np.int64)
@@ -97,9 +101,8 @@ def test_fetched_rows_equal_the_source_rows(data, cache):
 
     def rank_fn(rank, exchange):
         g = owned(ds, plan[rank], rank, part_rank)
-        x = np.asarray(load_local_graph(str(ds), plan[rank]).x)
-        rows = g.num_inner if cache == "none" else g.global_ids.shape[0]
-        store = RowStore(rank, g.global_ids, g.num_inner, rows, x[:rows])
+        x = np.asarray(load_exact_graph(str(ds), plan[rank], rank, plan).x)
+        store = RowStore(rank, g.global_ids, g.num_inner, x.shape[0], x)
         sub, owner = ExactSampler(g, exchange, world, [4, 3]).sample(np.arange(0, g.num_inner, 3), 9)
         feats, stats = fetch_rows(store, exchange, world, sub.node_ids.numpy(), owner)
         return sub.node_ids.numpy(), owner, feats, stats

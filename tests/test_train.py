@@ -33,7 +33,8 @@ SMALL = ["sampler.batch_size=16", "sampler.fanouts=[5,5]", "sampler.eval_fanouts
          "model.hidden=8", "sampler.prefetch=2", "train.log_every=1000"]
 
 
-def write_parts(out: Path, bounds: list[int], train: np.ndarray, hops: int = 1) -> Path:
+def write_parts(out: Path, bounds: list[int], train: np.ndarray, hops: int = 1,
+                cache_budget: float = 0.0) -> Path:
     """A 1,200-node clustered graph cut at ``bounds`` (node ids) into parts; ``train`` its train ids."""
     src, dst = clustered_edges(N, clusters=6, degree=8, p_out=0.1, seed=1)
     graph = make_source(N, src, dst, seed=2, features=8, classes=4)
@@ -41,7 +42,8 @@ def write_parts(out: Path, bounds: list[int], train: np.ndarray, hops: int = 1) 
     graph = dataclasses.replace(graph, train_idx=np.sort(train).astype(np.int64),
                                 val_idx=rest[0::2].astype(np.int64), test_idx=rest[1::2].astype(np.int64))
     parts = np.searchsorted(np.asarray(bounds), np.arange(N), side="right").astype(np.int32)
-    write_dataset(out, graph, build_csr(N, graph.edge_chunks), parts, hops, "random", 0)
+    write_dataset(out, graph, build_csr(N, graph.edge_chunks), parts, hops, "random", 0,
+                  cache_budget=cache_budget)
     return out
 
 

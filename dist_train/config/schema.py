@@ -61,8 +61,8 @@ class SamplerConfig:
     """``local``: sample within the rank's parts and their halo (no communication; rows
     truncated at the halo's edge). ``exact``: frontier nodes owned by another rank are
     sampled by their owner and their feature rows fetched from it with all-to-alls, so
-    the sample is the one the whole graph gives (issue 15). Needs a dataset in which
-    every inner node's row is complete (``--halo-hops >= 1``)."""
+    the sample is the one the whole graph gives (issue 15). Any ``--halo-hops`` works; with
+    0 each feature row is stored once, plus the ``--cache-budget`` rows."""
 
     def __post_init__(self) -> None:
         s = self.section

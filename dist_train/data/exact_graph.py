@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from dist_train.data.feature_view import induced_prefix
+from dist_train.data.feature_view import induced_subgraph
 from dist_train.data.merge import merged_csr
 from dist_train.data.shards import LocalGraph, _GlobalToLocal
 from partition import load_partition
@@ -67,9 +67,9 @@ def _node_rows(parts: list[Partition], locs: list[np.ndarray], num_rows: int, nu
 
 
 def load_exact_graph(data_dir: str, part_ids: list[int], rank: int,
-                     plan: list[list[int]]) -> tuple[LocalGraph, np.ndarray]:
-    """(the rank's graph with ``x`` rows for local ids ``[0, len(x))``, int32 owner rank of
-    every local node)."""
+                     plan: list[list[int]]) -> LocalGraph:
+    """The rank's graph with ``x``/``y`` rows for local ids ``[0, len(x))`` and ``owner``,
+    the int32 rank of every local node; ``plan[r]`` are rank r's parts (``assign_parts``)."""
     parts = [load_partition(data_dir, p) for p in part_ids]
     ids, num_inner, num_rows = _segments(parts)
     locs = [_GlobalToLocal(ids)(np.asarray(p.global_ids)) for p in parts]
@@ -79,12 +79,11 @@ def load_exact_graph(data_dir: str, part_ids: list[int], rank: int,
     def split(name: str) -> np.ndarray:
         return np.sort(np.concatenate([loc[np.asarray(getattr(p, name))] for p, loc in zip(parts, locs, strict=True)]))
 
-    graph = LocalGraph(part_ids=list(part_ids), global_ids=ids, num_inner=num_inner, indptr=indptr,
-                       indices=indices, x=x, y=y, degree=degree, train_idx=split("train_idx"),
-                       val_idx=split("val_idx"), test_idx=split("test_idx"))
     owner = np.full(ids.shape[0], rank, dtype=np.int32)
     owner[num_inner:] = part_ranks(plan)[_halo_owner_parts(parts, ids[num_inner:])]
-    return graph, owner
+    return LocalGraph(part_ids=list(part_ids), global_ids=ids, num_inner=num_inner, indptr=indptr,
+                      indices=indices, x=x, y=y, degree=degree, train_idx=split("train_idx"),
+                      val_idx=split("val_idx"), test_idx=split("test_idx"), owner=owner)
 
 
 def rows_only(graph: LocalGraph) -> LocalGraph:
@@ -92,6 +91,6 @@ def rows_only(graph: LocalGraph) -> LocalGraph:
     n = int(graph.x.shape[0])
     if n == graph.num_local:
         return graph
-    indptr, indices = induced_prefix(np.asarray(graph.indptr), np.asarray(graph.indices), n)
+    indptr, indices = induced_subgraph(np.asarray(graph.indptr), np.asarray(graph.indices), n)
     return replace(graph, global_ids=graph.global_ids[:n], indptr=indptr, indices=indices,
-                   degree=graph.degree[:n])
+                   degree=graph.degree[:n], owner=graph.owner[:n] if graph.owner is not None else None)

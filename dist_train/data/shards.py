@@ -33,6 +33,9 @@ class LocalGraph:
     train_idx: np.ndarray
     val_idx: np.ndarray
     test_idx: np.ndarray
+    owner: np.ndarray | None = None
+    """int32 [num_local]: the rank owning each node, in exact mode only
+    (:mod:`dist_train.data.exact_graph`; ``x`` then has rows for ``[0, len(x))`` only)."""
 
     @property
     def num_local(self) -> int:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dist_train.config.schema import Config, config_to_dict
+from dist_train.data.exact_graph import rows_only
 from dist_train.data.shards import LocalGraph
 from dist_train.loop.checkpoint import (
     atomic_write,
@@ -69,7 +70,7 @@ class Position:
 class Trainer:
     def __init__(self, cfg: Config, graph: LocalGraph, num_classes: int, rank: int,
                  world_size: int, device: torch.device, run_dir: Path, stop: StopFlag | None = None,
-                 identity: dict[str, str] | None = None, owner: Any = None) -> None:
+                 identity: dict[str, str] | None = None) -> None:
         self.cfg, self.graph, self.rank, self.world_size = cfg, graph, rank, world_size
         self.device, self.run_dir = device, run_dir
         self.stop = stop or StopFlag()
@@ -89,13 +90,15 @@ class Trainer:
         self.train_sampler = NeighborSampler(graph.indptr, graph.indices, list(s.fanouts),
                                              degree=graph.degree, replace=s.replace,
                                              global_ids=graph.global_ids)
-        # exact mode (issue 15): ``owner`` is the rank of every local node (cli.py)
-        self.exact = (exact_batches(graph, owner, rank, world_size, list(s.fanouts), s.replace, device)
+        # exact mode (issue 15): the graph holds structure-only nodes; evaluation (local)
+        # reads the nodes with feature rows
+        self.exact = (exact_batches(graph, rank, world_size, list(s.fanouts), s.replace, device)
                       if s.mode == "exact" else None)
+        self.eval_graph = rows_only(graph)
         eval_fanouts = list(s.eval_fanouts) if s.eval_fanouts is not None else [-1] * len(s.fanouts)
-        self.eval_sampler = NeighborSampler(graph.indptr, graph.indices, eval_fanouts,
-                                            degree=graph.degree, replace=False,
-                                            global_ids=graph.global_ids)
+        self.eval_sampler = NeighborSampler(self.eval_graph.indptr, self.eval_graph.indices,
+                                            eval_fanouts, degree=self.eval_graph.degree,
+                                            replace=False, global_ids=self.eval_graph.global_ids)
         self.pos = Position()
         self.metrics = MetricsLog(run_dir, enabled=rank == 0)
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -224,7 +227,7 @@ class Trainer:
 
     # ---- evaluation -----------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
-        result = distributed_eval(self.model, self.eval_sampler, self.graph, self.cfg.sampler.eval_batch_size,
+        result = distributed_eval(self.model, self.eval_sampler, self.eval_graph, self.cfg.sampler.eval_batch_size,
                           self.cfg.train.seed, self.device)
         if result.nonfinite_batches:  # the last update overflowed the weights: the next step
             # would fail anyway, and the epoch-end checkpoint must not save them (every rank

@@ -10,7 +10,6 @@ all-reduce on the default group.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,38 +21,20 @@ from dist_train.sampling.fetch import FetchStats, RowStore, fetch_rows
 from dist_train.sampling.prefetch import Batch, to_device
 
 
-def part_ranks(plan: list[list[int]]) -> np.ndarray:
-    """int64 [P]: the rank each part is assigned to (the O(P) partition book)."""
-    out = np.full(sum(len(p) for p in plan), -1, dtype=np.int64)
-    for rank, parts in enumerate(plan):
-        out[parts] = rank
-    return out
-
-
-def owner_ranks(data_dir: str | Path, graph: LocalGraph, rank: int, plan: list[list[int]]) -> np.ndarray:
-    """int32 [n_local]: the rank owning each local node (``rank`` for inner nodes);
-    ``plan[r]`` are the parts of rank r (``assign_parts``).
-
-    Halo owners are read from the memory-mapped ``node_part.npy`` at the halo's ids only
-    (pages touched: those holding halo ids, not an O(N) array in memory).
-    """
-    node_part = np.load(Path(data_dir) / "node_part.npy", mmap_mode="r")
-    owner = np.full(graph.num_local, rank, dtype=np.int32)
-    halo = np.asarray(graph.global_ids[graph.num_inner:])
-    owner[graph.num_inner:] = part_ranks(plan)[np.asarray(node_part[halo])]
-    return owner
-
-
 class ExactBatches:
     """``make(seeds, sample_seed, device) -> Batch`` with cumulative exchange statistics.
 
-    ``graph`` must hold every inner node's complete row (any ``--halo-hops`` >= 1 does),
-    rows in global-id order; ``x`` rows for local ids ``[0, len(x))`` (inner first, then
-    stored halo rows: the cache). Every rank must call it for every batch, in order.
+    ``graph`` comes from :func:`dist_train.data.exact_graph.load_exact_graph`: every inner
+    node's complete row in global-id order, ``x`` rows for local ids ``[0, len(x))``
+    (inner first, then stored halo rows: the cache), ``owner`` set. Every rank must call
+    it for every batch, in order.
     """
 
-    def __init__(self, graph: LocalGraph, owner: np.ndarray, rank: int, world_size: int,
+    def __init__(self, graph: LocalGraph, rank: int, world_size: int,
                  fanouts: list[int], replace: bool, exchange: Exchange) -> None:
+        owner = graph.owner
+        if owner is None:
+            raise ValueError("exact mode needs the owner of every local node (load_exact_graph)")
         ids = np.asarray(graph.global_ids)
         owned = OwnedGraph(rank=rank, global_ids=ids, num_inner=graph.num_inner,
                            indptr=np.asarray(graph.indptr), indices=np.asarray(graph.indices),
@@ -87,7 +68,7 @@ class ExactBatches:
                 "remote_rows": stats.remote, "cache_hits": stats.cache_hits}
 
 
-def exact_batches(graph: LocalGraph, owner: np.ndarray, rank: int, world_size: int,
+def exact_batches(graph: LocalGraph, rank: int, world_size: int,
                   fanouts: list[int], replace: bool, device: torch.device) -> ExactBatches:
     """An :class:`ExactBatches` whose exchange runs on a new process group (call on every
     rank, in the same order: ``dist.new_group`` is collective)."""
@@ -95,4 +76,4 @@ def exact_batches(graph: LocalGraph, owner: np.ndarray, rank: int, world_size: i
 
     group = dist.new_group(backend=dist.get_backend())
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    return ExactBatches(graph, owner, rank, world_size, fanouts, replace, Exchange(group, comm))
+    return ExactBatches(graph, rank, world_size, fanouts, replace, Exchange(group, comm))

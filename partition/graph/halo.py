@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from partition.graph.cache import choose_cache
 from partition.graph.csr import CSR
 
 _UNSEEN = -1
@@ -124,17 +125,20 @@ class PartBuilder:
         lo, hi = self._bounds[part_id], self._bounds[part_id + 1]
         return self._by_part[lo:hi].astype(np.int64)
 
-    def build(self, part_id: int, hops: int) -> PartGraph:
+    def build(self, part_id: int, hops: int, cache_budget: float = 0.0) -> PartGraph:
+        """Part ``part_id``; at ``hops == 0`` the rows of ``cache_budget * num_inner`` of its
+        boundary nodes are kept too, the most reached first (``partition.graph.cache``)."""
         inner = self.inner(part_id)
         rings: list[np.ndarray] = []
         try:
-            return self._build(inner, hops, rings)
+            return self._build(inner, hops, rings, cache_budget)
         finally:  # reset only what this part touched, even on error
             self._g2l[inner] = _UNSEEN
             for ring in rings:
                 self._g2l[ring] = _UNSEEN
 
-    def _build(self, inner: np.ndarray, hops: int, rings: list[np.ndarray]) -> PartGraph:
+    def _build(self, inner: np.ndarray, hops: int, rings: list[np.ndarray],
+               cache_budget: float) -> PartGraph:
         csr, g2l = self.csr, self._g2l
         g2l[inner] = np.arange(inner.shape[0], dtype=np.int64)
         frontier = inner
@@ -147,11 +151,18 @@ class PartBuilder:
             rings.append(frontier)
         halo = np.sort(np.concatenate(rings)) if rings else np.empty(0, dtype=np.int64)
         g2l[halo] = inner.shape[0] + np.arange(halo.shape[0], dtype=np.int64)
+        cached = 0
+        if hops == 0 and cache_budget > 0:  # cached rows come first among the halo (FORMAT.md)
+            keep = choose_cache(inner, halo, csr.indptr, csr.indices, g2l, cache_budget)
+            rest = np.ones(halo.shape[0], dtype=bool)
+            rest[keep] = False
+            halo, cached = np.concatenate((halo[keep], halo[rest])), int(keep.shape[0])
+            g2l[halo] = inner.shape[0] + np.arange(halo.shape[0], dtype=np.int64)
         nodes = np.concatenate((inner, halo))
         indptr, indices = _local_csr(nodes, inner.shape[0], csr.indptr, csr.indices, g2l, True)
         num_inner = int(inner.shape[0])
         return PartGraph(global_ids=nodes, num_inner=num_inner, indptr=indptr, indices=indices,
-                         num_feature_rows=nodes.shape[0] if hops >= 1 else num_inner)
+                         num_feature_rows=nodes.shape[0] if hops >= 1 else num_inner + cached)
 
 
 def build_part(csr: CSR, parts: np.ndarray, part_id: int, hops: int) -> PartGraph:

@@ -143,11 +143,14 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
                   hops: int, method: str, seed: int, *, num_parts: int | None = None,
                   force: bool = False, stats: dict | None = None,
                   timings: dict[str, float] | None = None,
-                  progress: Callable[[int], None] | None = None) -> dict:
+                  progress: Callable[[int], None] | None = None,
+                  cache_budget: float = 0.0) -> dict:
     """Write every part and the manifest atomically; return the manifest.
 
     ``stats`` is :func:`partition_stats` output (computed if absent), ``timings`` the
     earlier stages' seconds (``write`` is added), ``progress(1)`` is called per part.
+    ``cache_budget`` (a fraction of each part's inner nodes; only with ``hops == 0``)
+    keeps the rows of that many boundary nodes, the most reached (issue 15).
     Raises InputError naming ``--out`` for an existing directory without ``force`` or
     any OSError while writing; nothing is left behind then.
     """
@@ -166,11 +169,11 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
         # Costs one extra part in memory.
         with ThreadPoolExecutor(1, "giantgcn-halo") as pool, IOThreads() as io:
             files = {NODE_PART: write_npy(tmp / NODE_PART, np.asarray(parts, dtype=np.int32), io=io)}
-            upcoming = pool.submit(builder.build, 0, hops)
+            upcoming = pool.submit(builder.build, 0, hops, cache_budget)
             for p in range(num_parts):
                 part = upcoming.result()
                 if p + 1 < num_parts:
-                    upcoming = pool.submit(builder.build, p + 1, hops)
+                    upcoming = pool.submit(builder.build, p + 1, hops, cache_budget)
                 records, summary = _write_part(tmp, part, p, graph, degree, codes, parts, io)
                 files |= records
                 summaries.append(summary)
@@ -180,12 +183,13 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
         for p in range(num_parts):
             fsync_dir(tmp / part_dir(p))
         times = dict(timings or {}) | {"write": time.perf_counter() - t0}
-        manifest = _manifest(graph, csr, num_parts, hops, method, seed, stats, summaries, times, files)
+        manifest = _manifest(graph, csr, num_parts, (hops, cache_budget), method, seed, stats,
+                             summaries, times, files)
         _write_json(tmp / MANIFEST, manifest)
     return manifest
 
 
-def _manifest(graph: SourceGraph, csr: CSR, num_parts: int, hops: int, method: str, seed: int,
+def _manifest(graph: SourceGraph, csr: CSR, num_parts: int, halo: tuple[int, float], method: str, seed: int,
               stats: dict, summaries: list[dict], times: dict[str, float],
               files: dict[str, FileRecord]) -> dict:
     return {
@@ -206,7 +210,8 @@ def _manifest(graph: SourceGraph, csr: CSR, num_parts: int, hops: int, method: s
         "num_parts": num_parts,
         "method": method,
         "seed": seed,
-        "halo_hops": hops,
+        "halo_hops": halo[0],
+        "cache_budget": halo[1],
         "edge_cut": stats["edge_cut"],
         "edge_cut_ratio": stats["edge_cut_ratio"],
         "train_imbalance": stats["train_imbalance"],
