@@ -35,7 +35,7 @@ def _exact_trainer(rank: int, world_size: int, data: str, run_dir: str, extra: l
 
 
 def _compare_batches(rank: int, world_size: int, data: str, whole: str, run_dir: str) -> dict:
-    trainer = _exact_trainer(rank, world_size, data, run_dir, [])
+    trainer = _exact_trainer(rank, world_size, data, run_dir, ["sampler.eval_fanouts=[-1,-1]"])
     g = trainer.graph
     one = load_local_graph(whole, [0])
     ref = NeighborSampler(one.indptr, one.indices, FANOUTS, degree=one.degree, global_ids=one.global_ids)
@@ -48,7 +48,16 @@ def _compare_batches(rank: int, world_size: int, data: str, whole: str, run_dir:
                     and np.array_equal(batch.subgraph.edge_weight.numpy(), want.edge_weight.numpy())
                     and np.array_equal(batch.x.numpy(), np.asarray(one.x)[want.node_ids.numpy()])
                     and np.array_equal(batch.y.numpy(), np.asarray(one.y)[want.node_ids.numpy()[: seeds.size]]))
-    return {"same": same, "record": trainer.exact.epoch_record(3)}
+    return {"same": same, "record": trainer.exact.epoch_record(3), "eval": trainer.evaluate()}
+
+
+def _evaluate_whole(rank: int, world_size: int, whole: str, run_dir: str) -> dict:
+    cfg = load_config(None, [f"data.path={whole}", *SMALL, "sampler.eval_fanouts=[-1,-1]",
+                             f"sampler.fanouts=[{FANOUTS[0]},{FANOUTS[1]}]"])
+    graph, manifest, _ = cli.prepare_rank(cfg, World(0, 1, 0, 1, "127.0.0.1", 0, "test"))
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, graph, int(manifest["num_classes"]), 0, 1, torch.device("cpu"), Path(run_dir))
+    return trainer.evaluate()  # the same initial weights as every rank above (train.seed)
 
 
 @pytest.mark.multiproc
@@ -58,6 +67,10 @@ def test_exact_batches_equal_the_whole_graph(tmp_path):
     data = write_parts(tmp_path / "p4", [300, 600, 900], train, hops=0, cache_budget=0.1)
     whole = write_parts(tmp_path / "p1", [N], train, hops=0)
     out = run_ranks(_compare_batches, 2, str(data), str(whole), str(tmp_path / "run"), timeout=240)
+    (one,) = run_ranks(_evaluate_whole, 1, str(whole), str(tmp_path / "one"), timeout=120)
+    assert out[0]["eval"] == out[1]["eval"]  # all-reduced
+    for key in ("val_acc", "test_acc", "num_val", "num_test"):  # exact eval = the whole graph's
+        assert out[0]["eval"][key] == pytest.approx(one[key], abs=1.5 / one["num_test"])
     for r in out:
         assert all(r["same"]), r["same"]
         rec = r["record"]  # sampling requests and rows crossed ranks; the cache served some

@@ -30,6 +30,7 @@ from dist_train.loop.checkpoint import (
     save_checkpoint,
 )
 from dist_train.loop.evaluate import distributed_eval
+from dist_train.loop.exact_eval import exact_eval
 from dist_train.loop.metrics import EpochTimer, MetricsLog, progress_bar
 from dist_train.loop.resume import apply_optim_config, check_resumable
 from dist_train.loop.schedule import build_scheduler
@@ -38,7 +39,7 @@ from dist_train.model.models import build_model
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.signals import StopFlag
 from dist_train.sampling.batches import local_num_batches, mix_seed, plan_epoch
-from dist_train.sampling.exact_batches import exact_batches
+from dist_train.sampling.exact_batches import ExactBatches, exact_batches
 from dist_train.sampling.prefetch import Prefetcher
 from dist_train.sampling.sampler import NeighborSampler
 from partition.errors import InputError
@@ -90,12 +91,14 @@ class Trainer:
         self.train_sampler = NeighborSampler(graph.indptr, graph.indices, list(s.fanouts),
                                              degree=graph.degree, replace=s.replace,
                                              global_ids=graph.global_ids)
-        # exact mode (issue 15): the graph holds structure-only nodes; evaluation (local)
-        # reads the nodes with feature rows
-        self.exact = (exact_batches(graph, rank, world_size, list(s.fanouts), s.replace, device)
-                      if s.mode == "exact" else None)
-        self.eval_graph = rows_only(graph)
         eval_fanouts = list(s.eval_fanouts) if s.eval_fanouts is not None else [-1] * len(s.fanouts)
+        # exact mode (issue 15): training and evaluation batches sampled across parts; the
+        # local eval sampler below then only serves a local-mode graph's rows
+        self.exact = self.exact_eval = None
+        if s.mode == "exact":
+            self.exact = exact_batches(graph, rank, world_size, list(s.fanouts), s.replace, device)
+            self.exact_eval = ExactBatches(graph, rank, world_size, eval_fanouts, False, self.exact.exchange)
+        self.eval_graph = rows_only(graph)
         self.eval_sampler = NeighborSampler(self.eval_graph.indptr, self.eval_graph.indices,
                                             eval_fanouts, degree=self.eval_graph.degree,
                                             replace=False, global_ids=self.eval_graph.global_ids)
@@ -227,8 +230,12 @@ class Trainer:
 
     # ---- evaluation -----------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
-        result = distributed_eval(self.model, self.eval_sampler, self.eval_graph, self.cfg.sampler.eval_batch_size,
-                          self.cfg.train.seed, self.device)
+        if self.exact_eval is not None:
+            result = exact_eval(self.model, self.exact_eval, self.graph, self.cfg.sampler.eval_batch_size,
+                                self.cfg.train.seed, self.device)
+        else:
+            result = distributed_eval(self.model, self.eval_sampler, self.eval_graph,
+                                      self.cfg.sampler.eval_batch_size, self.cfg.train.seed, self.device)
         if result.nonfinite_batches:  # the last update overflowed the weights: the next step
             # would fail anyway, and the epoch-end checkpoint must not save them (every rank
             # sees the same all-reduced count)
