@@ -121,3 +121,13 @@ def test_summary_warns_about_empty_parts_and_imbalance_above_the_bound():
     manifest.update(parts=[part(0, 5), part(1, 4)], num_parts=2, node_imbalance=1.1,
                     edge_imbalance=1.0)
     assert "warning" not in summary_table(manifest, "ds", 0)
+
+
+def test_metis_diagnostics_stay_off_stdout(capfd):
+    """Multi-constraint METIS printf()s '***Cannot bisect...' on tiny graphs; not into the summary."""
+    csr, train = _graph("nodes=600,train=0.01")
+    parts = metis_kway(csr, 32, balance_weights(csr, train), 0)
+    print("after", flush=True)
+    out = capfd.readouterr().out
+    assert out == "after\n", out
+    assert parts.shape == (600,) and parts.max() < 32

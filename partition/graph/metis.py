@@ -19,6 +19,10 @@ by a hash of its two ends and the seed, so the sample is symmetric and reproduci
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from numba import njit, prange
@@ -64,15 +68,38 @@ def metis_kway(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
     vwgt = np.ascontiguousarray(weights, dtype=idx) if ncon else None
     scalars = np.array([n, max(ncon, 1), num_parts, 0], dtype=idx)  # nvtxs, ncon, nparts, objval
     part = np.empty(n, dtype=idx)
-    status = lib.METIS_PartGraphKway(
-        _ptr(scalars[0:]), _ptr(scalars[1:]), _ptr(xadj), _ptr(adjncy), _ptr(vwgt), None, None,
-        _ptr(scalars[2:]), None, None, _ptr(opts), _ptr(scalars[3:]), _ptr(part))
+    with _c_stdout_silenced():
+        status = lib.METIS_PartGraphKway(
+            _ptr(scalars[0:]), _ptr(scalars[1:]), _ptr(xadj), _ptr(adjncy), _ptr(vwgt), None, None,
+            _ptr(scalars[2:]), None, None, _ptr(opts), _ptr(scalars[3:]), _ptr(part))
     if status == METIS_ERROR_MEMORY:
         raise InputError(f"METIS ran out of memory on {csr.num_edges:,} edges; "
                          "pass --metis-max-edges to partition a sample of them")
     if status != METIS_OK:
         raise RuntimeError(f"METIS_PartGraphKway failed with status {status}")
     return part.astype(np.int32)
+
+
+@contextmanager
+def _c_stdout_silenced() -> Iterator[None]:
+    """Send what C code prints on stdout to /dev/null while inside.
+
+    METIS printf()s diagnostics such as "***Cannot bisect a graph with 0 vertices!" when
+    it leaves a part empty on a tiny graph; the refinement fills such parts and the
+    summary warns about any left, so those lines would only garble the summary on stdout.
+    """
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        libc.fflush(None)  # METIS's buffered lines go to /dev/null, not to the summary
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _ptr(a: np.ndarray | None) -> ctypes.c_void_p | None:
