@@ -23,7 +23,9 @@ import torch.distributed as dist
 from dist_train.config.schema import Config, config_hash, load_config, save_config
 from dist_train.data.exact_graph import load_exact_graph
 from dist_train.data.shards import LocalGraph, assign_parts, load_local_graph
-from dist_train.loop.trainer import DivergenceError, Preempted, Trainer
+from dist_train.loop.failures import DivergenceError, Preempted
+from dist_train.loop.metrics import summary_line
+from dist_train.loop.trainer import Trainer
 from dist_train.runtime import netif, peers
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.agreement import check_ranks_agree
@@ -221,8 +223,7 @@ def run(args: argparse.Namespace) -> int:
             lost = peers.describe_lost(peers.unreachable(table, world.rank))
             raise pg.CollectiveError(f"{err}; {lost}") from err
         if world.rank == 0:
-            print(f"{PROG}: done: best val {final['val_acc']:.4f} at epoch {final['best_epoch']}, "
-                  f"test {final['test_acc']:.4f}; metrics in {run_dir / 'metrics.jsonl'}")
+            print(summary_line(PROG, final, str(run_dir / "metrics.jsonl")))
         return 0
     finally:
         # DDP's reducer holds a reference to the process group. Freed after the group is
@@ -244,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as err:
         print_error_line(f"{PROG}: {err}; exiting with {EXIT_REQUEUE} so the job is requeued")
         return EXIT_REQUEUE
+    except KeyboardInterrupt:  # Ctrl-C twice (signals.py): no checkpoint of this step
+        print_error_line(f"{PROG}: stopped by a second Ctrl-C before checkpointing; the same command "
+                         "resumes from the last checkpoint")
+        return 130
     except DivergenceError as err:
         print_error_line(f"{PROG}: error: {err}")
         return 3

@@ -8,7 +8,9 @@ inner, and the merged graph loses fewer cross-part edges.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -73,6 +75,30 @@ def assign_parts(part_train_counts: list[int], world_size: int) -> list[list[int
         assigned[r].append(p)
         load[r] += part_train_counts[p]
     return [sorted(parts) for parts in assigned]
+
+
+def train_global_ids(data_dir: str, part_ids: list[int]) -> np.ndarray:
+    """int64 global ids of the train nodes of ``part_ids``, in the order of the rank's train_idx.
+
+    The same order as ``load_local_graph(data_dir, part_ids)``'s ``global_ids[train_idx]``
+    (one part: the part's own order; several: merged inner ids are sorted by global id),
+    read without building the merged graph: elastic resume replays other ranks' plans.
+    """
+    ids = []
+    for p in part_ids:
+        part = load_partition(data_dir, p)
+        ids.append(np.asarray(part.global_ids)[np.asarray(part.train_idx)])
+    return ids[0].astype(np.int64) if len(ids) == 1 else np.sort(np.concatenate(ids)).astype(np.int64)
+
+
+def train_ids_by_rank(data_dir: str, part_train_counts: list[int]) -> Callable[[int, int], np.ndarray]:
+    """``(world_size, rank) -> train_global_ids`` of the parts that rank holds at that size (cached)."""
+
+    @lru_cache(maxsize=64)
+    def ids(world_size: int, rank: int) -> np.ndarray:
+        return train_global_ids(data_dir, assign_parts(part_train_counts, world_size)[rank])
+
+    return ids
 
 
 def load_local_graph(data_dir: str, part_ids: list[int]) -> LocalGraph:

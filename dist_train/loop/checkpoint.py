@@ -17,7 +17,7 @@ import io
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,24 @@ import torch
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^ckpt-e(\d{6})-s(\d{9})\.pt$")
+
+
+@dataclass
+class Position:
+    """Where the run is: the epoch being trained and the steps of it already taken."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    best_val: float = -1.0
+    best_test: float = 0.0
+    best_epoch: int = -1
+    epochs_without_improvement: int = 0
+    last_test: float | None = None
+    """Test accuracy of the last evaluation (what a run without validation nodes reports)."""
+    segments: list[list[int]] = field(default_factory=list)
+    """``[start_step, world_size]`` of each part of this epoch trained at one world size
+    (empty: the whole epoch at the checkpoint's world size; see sampling/elastic.py)."""
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,10 @@ class EvalResult:
     num_test: int
     nonfinite_batches: int
 
-    def record(self) -> dict[str, float]:
-        return {"val_acc": self.val_acc, "test_acc": self.test_acc,
+    def record(self) -> dict[str, float | None]:
+        """The metrics line's figures; a split without nodes has no accuracy (None, not NaN)."""
+        return {"val_acc": self.val_acc if self.num_val else None,
+                "test_acc": self.test_acc if self.num_test else None,
                 "num_val": self.num_val, "num_test": self.num_test}
 
 
@@ -96,3 +98,18 @@ def distributed_eval(model: torch.nn.Module, sampler: NeighborSampler, graph: Lo
     cv, nv, ct, nt, nonfinite = totals.tolist()
     return EvalResult(val_acc=cv / nv if nv else float("nan"), test_acc=ct / nt if nt else float("nan"),
                       num_val=int(nv), num_test=int(nt), nonfinite_batches=int(nonfinite))
+
+
+def count_split_nodes(graph: LocalGraph) -> tuple[int, int]:
+    """(val nodes, test nodes) over every rank: one all-reduce."""
+    counts = torch.tensor([graph.val_idx.shape[0], graph.test_idx.shape[0]], dtype=torch.float64)
+    pg.all_reduce_sum(counts)
+    return int(counts[0]), int(counts[1])
+
+
+def no_validation_line(patience: int | None) -> str:
+    """What a run on a graph without val nodes says at start-up (issue 16: no made-up figures)."""
+    off = (f"; early stopping is off (train.early_stopping_patience={patience} ignored)"
+           if patience is not None else "")
+    return ("the dataset has no validation nodes: nothing to validate on; no best epoch is chosen "
+            f"and the final model is the last epoch's{off}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,12 @@ class MetricsLog:
 
 @dataclass
 class EpochTimer:
-    """Where an epoch's time went, summed over its steps (seconds)."""
+    """Where an epoch's time went, summed over its steps (seconds), and its loss sums.
+
+    A checkpoint taken mid-epoch stores :meth:`partial` and a resumed run continues
+    from it, so a resumed epoch's line covers the whole epoch (issue 16: it read
+    ``train_loss 0.0`` for the steps after the resume only).
+    """
 
     sample_s: float = 0.0
     gather_s: float = 0.0
@@ -68,14 +73,37 @@ class EpochTimer:
     seeds: int = 0
     loss_sum: float = 0.0
     loss_count: int = 0
+    """Seeds over all ranks whose loss is in ``loss_sum`` (zero-weight padding excluded)."""
+    before_s: float = 0.0
+    """Seconds of this epoch spent before the resume (from the checkpoint)."""
+    covers_from: int = 0
+    """First step these sums cover: > 0 after a resume from a checkpoint without them."""
     extra: dict[str, float] = field(default_factory=dict)
 
-    def as_record(self, epoch_time_s: float) -> dict[str, Any]:
-        return {
-            "train_loss": self.loss_sum / max(self.loss_count, 1),
-            "epoch_time_s": epoch_time_s,
-            "sampled_edges_per_s": self.sampled_edges / max(epoch_time_s, 1e-9),
-            "seeds_per_s": self.seeds / max(epoch_time_s, 1e-9),
+    def partial(self, elapsed_s: float) -> dict[str, Any]:
+        """The sums so far, ``elapsed_s`` seconds into this run's share of the epoch."""
+        return {**asdict(self), "before_s": self.before_s + elapsed_s}
+
+    @classmethod
+    def resume(cls, partial: dict[str, Any] | None, step: int) -> EpochTimer:
+        """The timer of an epoch resumed at ``step`` (from ``partial`` when the checkpoint has it)."""
+        if step == 0:
+            return cls()
+        if partial is None:  # a checkpoint written before partial sums were kept
+            return cls(covers_from=step)
+        return cls(**partial)
+
+    def as_record(self, epoch_time_s: float, steps: int) -> dict[str, Any]:
+        """The epoch's metrics line; ``epoch_time_s`` is this run's share of the epoch."""
+        total_s = self.before_s + epoch_time_s
+        record = {
+            # no seed trained (e.g. resumed after the last step without the sums): no figure
+            "train_loss": self.loss_sum / self.loss_count if self.loss_count else None,
+            "epoch_time_s": total_s,
+            "steps": steps,
+            "train_seeds": self.loss_count,
+            "sampled_edges_per_s": self.sampled_edges / max(total_s, 1e-9),
+            "seeds_per_s": self.seeds / max(total_s, 1e-9),
             "time_sample_s": self.sample_s,
             "time_gather_s": self.gather_s,
             "time_wait_batch_s": self.wait_s,
@@ -83,9 +111,24 @@ class EpochTimer:
             "time_allreduce_s": self.allreduce_s,
             "time_optimizer_s": self.optimizer_s,
         }
+        if self.covers_from:
+            record["covers_steps"] = [self.covers_from, steps]
+        return record
 
 
 def progress_bar(total: int, epoch: int, enabled: bool) -> tqdm:
     # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs)
     return tqdm(total=total, desc=f"epoch {epoch}", unit="step", leave=False,
                 disable=None if enabled else True, dynamic_ncols=True)
+
+
+def summary_line(prog: str, final: dict[str, Any], metrics: str) -> str:
+    """The closing line of a run: best val and its test accuracy, or why there is none."""
+    if final.get("val_acc") is None:
+        test = final.get("test_acc")
+        test_s = f"test {test:.4f} (last epoch's model)" if test is not None else "no test nodes either"
+        return f"{prog}: done: no validation nodes, nothing to validate on; {test_s}; metrics in {metrics}"
+    test = final.get("test_acc")
+    test_s = f"test {test:.4f}" if test is not None else "no test nodes"
+    return (f"{prog}: done: best val {final['val_acc']:.4f} at epoch {final['best_epoch']}, "
+            f"{test_s}; metrics in {metrics}")

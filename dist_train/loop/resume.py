@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from dist_train.config.schema import OptimConfig
+from dist_train.sampling.elastic import Segment, describe_change, next_segments
 from partition.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -61,3 +62,17 @@ def apply_optim_config(optimizer: torch.optim.Optimizer,
         group["lr"] = float(cfg.lr) * factor(scheduler.last_epoch)
         group["weight_decay"] = float(cfg.weight_decay)
     scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]  # what get_last_lr() reports
+
+
+def resumed_segments(segments: list[list[int]], saved_world: int | None, world_size: int,
+                     epoch: int, step: int) -> tuple[list[list[int]], str | None]:
+    """The epoch's ``[start_step, world_size]`` segments after a resume, and the line saying so.
+
+    ``saved_world``: the checkpoint's world size (None in checkpoints older than that field:
+    taken as unchanged). The line is None when the world size did not change (issue 16:
+    every resume states what changed).
+    """
+    old = world_size if saved_world is None else int(saved_world)
+    segs = next_segments([Segment(*s) for s in segments], old, world_size, step)
+    stored = [[s.start_step, s.world_size] for s in segs] if len(segs) > 1 else []
+    return stored, (describe_change(old, world_size, epoch, step) if old != world_size else None)

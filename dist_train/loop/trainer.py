@@ -12,7 +12,7 @@ import io
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,48 +24,30 @@ from dist_train.config.schema import Config, config_to_dict
 from dist_train.data.exact_graph import rows_only
 from dist_train.data.shards import LocalGraph
 from dist_train.loop.checkpoint import (
+    Position,
     atomic_write,
-    list_checkpoints,
     load_latest_checkpoint,
     save_checkpoint,
 )
-from dist_train.loop.evaluate import distributed_eval
+from dist_train.loop.epoch_plan import EpochPlanner
+from dist_train.loop.evaluate import count_split_nodes, distributed_eval, no_validation_line
 from dist_train.loop.exact_eval import exact_eval
+from dist_train.loop.failures import DivergenceError, Preempted, comm_failure, diverged
 from dist_train.loop.metrics import EpochTimer, MetricsLog, progress_bar
-from dist_train.loop.resume import apply_optim_config, check_resumable
+from dist_train.loop.resume import apply_optim_config, check_resumable, resumed_segments
 from dist_train.loop.schedule import build_scheduler
 from dist_train.loop.timed_allreduce import attach_timed_allreduce
 from dist_train.model.models import build_model
 from dist_train.runtime import process_group as pg
-from dist_train.runtime.signals import StopFlag
-from dist_train.sampling.batches import local_num_batches, mix_seed, plan_epoch
+from dist_train.runtime.signals import StopFlag, clear_stop_record, write_stop_record
+from dist_train.sampling.batches import mix_seed
+from dist_train.sampling.elastic import Segment
 from dist_train.sampling.exact_batches import ExactBatches, exact_batches
 from dist_train.sampling.prefetch import Prefetcher
 from dist_train.sampling.sampler import NeighborSampler
 from partition.errors import InputError
 
 log = logging.getLogger(__name__)
-
-
-class DivergenceError(RuntimeError):
-    """A non-finite loss or gradient: the run stops, the last good checkpoint stays."""
-
-
-class Preempted(RuntimeError):
-    """SIGTERM/SIGUSR1 arrived: a checkpoint was written, the job should be requeued."""
-
-
-@dataclass
-class Position:
-    """Where the run is: the epoch being trained and the steps of it already taken."""
-
-    epoch: int = 0
-    step: int = 0
-    global_step: int = 0
-    best_val: float = -1.0
-    best_test: float = 0.0
-    best_epoch: int = -1
-    epochs_without_improvement: int = 0
 
 
 class Trainer:
@@ -106,15 +88,23 @@ class Trainer:
         self.metrics = MetricsLog(run_dir, enabled=rank == 0)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._stop_requested = False
+        self.planner = EpochPlanner(cfg, graph, rank, world_size)
+        self.timer, self.epoch_t0, self.partial = EpochTimer(), time.perf_counter(), None
+        self.num_val = self.num_test = 0
 
     # ---- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         self.maybe_resume()
+        if self.rank == 0:
+            clear_stop_record(self.run_dir)
         # a run dir that is not shared between nodes would let ranks resume differently
         pg.check_same_across_ranks("the checkpoint to resume from (is --out on a shared disk?)",
                                    f"epoch {self.pos.epoch} step {self.pos.step}", InputError)
         t_start = time.perf_counter()
         try:
+            self.num_val, self.num_test = count_split_nodes(self.graph)
+            if self.num_val == 0 and self.rank == 0:  # without val nodes there is no best epoch
+                log.warning("%s", no_validation_line(self.cfg.train.early_stopping_patience))
             self.train_epochs()
             self.checkpoint()
         except RuntimeError as err:
@@ -133,7 +123,7 @@ class Trainer:
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                 record.update(self.evaluate_and_track(epoch))
             self.scheduler.step()
-            self.pos.epoch, self.pos.step = epoch + 1, 0
+            self.pos.epoch, self.pos.step, self.pos.segments = epoch + 1, 0, []
             self.metrics.write({"epoch": epoch, **record, "lr": self.optimizer.param_groups[0]["lr"]})
             if self.should_stop_early() or (epoch + 1) % cfg.checkpoint_every == 0:
                 self.checkpoint()
@@ -142,27 +132,30 @@ class Trainer:
                 break
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        steps = self.agree_num_steps()
-        plan = plan_epoch(self.graph.train_idx, self.cfg.sampler.batch_size, steps,
-                          self.cfg.train.seed, self.rank, epoch, self.graph.num_local)
-        timer = EpochTimer()
+        run = self.planner.plan(epoch, self.pos.step, [Segment(*x) for x in self.pos.segments])
+        timer = self.timer = EpochTimer.resume(self.partial, self.pos.step)
+        self.partial = None
         self.allreduce_clock.reset()
-        t0 = time.perf_counter()
-        todo = plan[self.pos.step:]  # a resumed epoch skips what it already did
+        t0 = self.epoch_t0 = time.perf_counter()
         with Prefetcher(self.train_sampler, self.graph.x, self.graph.y,
-                        [b.seeds for b in todo], [b.sample_seed for b in todo], self.device,
+                        [b.seeds for b in run.todo], [b.sample_seed for b in run.todo], self.device,
                         depth=self.cfg.sampler.prefetch, make=self.exact) as batches, \
-                progress_bar(steps, epoch, enabled=self.rank == 0) as bar:
+                progress_bar(run.num_steps, epoch, enabled=self.rank == 0) as bar:
             bar.update(self.pos.step)
-            for planned in todo:
+            for planned in run.todo:
                 t_wait = time.perf_counter()
                 batch = next(batches)
                 timer.wait_s += time.perf_counter() - t_wait
                 self.train_step(batch, planned.weight, planned.step, epoch, timer)
+                run.mark(planned)
                 self.after_step(epoch, planned.step, timer, bar)
         timer.allreduce_s = self.allreduce_clock.seconds
-        record = timer.as_record(time.perf_counter() - t0) | {"steps": steps}
-        return record | (self.exact.epoch_record(steps) if self.exact else {})
+        seen = torch.tensor([float(run.seen[self.graph.train_idx].sum()), float(self.graph.train_idx.shape[0])],
+                            dtype=torch.float64)
+        pg.all_reduce_sum(seen)  # distinct train nodes the epoch trained, over every rank
+        record = timer.as_record(time.perf_counter() - t0, run.num_steps) | {
+            "train_nodes_seen": int(seen[0]), "train_nodes": int(seen[1])}
+        return record | (self.exact.epoch_record(len(run.todo)) if self.exact else {})
 
     def train_step(self, batch: Any, weight: float, step: int, epoch: int, timer: EpochTimer) -> None:
         # Reseeding per step makes dropout a function of the position: exact resume.
@@ -201,28 +194,15 @@ class Trainer:
         if self.rank == 0 and step % max(self.cfg.train.log_every, 1) == 0:
             bar.set_postfix(loss=f"{timer.loss_sum / max(timer.loss_count, 1):.4f}")
         if self._stop_requested:
-            self.checkpoint()
-            raise Preempted(f"stop signal received: checkpoint written at epoch {epoch} step {step + 1}")
+            self.checkpoint(stopping=True)
+            raise Preempted(f"stopped by {self.stop.name()}: checkpoint written at epoch {epoch} "
+                            f"step {step + 1}")
         every = self.cfg.train.checkpoint_every_steps
         if every and self.pos.global_step % every == 0:
             self.checkpoint()  # mid-epoch: a dead rank costs at most `every` steps
 
     def comm_failure(self, err: RuntimeError) -> pg.CollectiveError:
-        """A backend error as one line naming this rank and where the run was."""
-        detail = pg.backend_detail(err)
-        return pg.CollectiveError(
-            f"rank {self.rank}: epoch {self.pos.epoch} step {self.pos.step}: a collective failed: "
-            "another rank died "
-            f"or did not answer within dist.timeout_s={self.cfg.dist.timeout_s:g}; the run can resume "
-            f"from the last checkpoint in {self.run_dir / 'checkpoints'} ({detail})")
-
-    def agree_num_steps(self) -> int:
-        local = local_num_batches(self.graph.train_idx.shape[0], self.cfg.sampler.batch_size)
-        steps = pg.all_reduce_max(local)
-        if steps == 0:
-            raise RuntimeError("no rank has a training node: the dataset has an empty train split")
-        cap = self.cfg.train.max_steps_per_epoch
-        return min(steps, cap) if cap else steps
+        return comm_failure(err, self.rank, self.pos.epoch, self.pos.step, self.cfg.dist.timeout_s, self.run_dir)
 
     def gradients_finite(self) -> bool:
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
@@ -245,6 +225,9 @@ class Trainer:
 
     def evaluate_and_track(self, epoch: int) -> dict[str, float]:
         result = self.evaluate()
+        self.pos.last_test = result["test_acc"]
+        if self.num_val == 0:
+            return result
         if result["val_acc"] > self.pos.best_val:
             self.pos.best_val, self.pos.best_test = result["val_acc"], result["test_acc"]
             self.pos.best_epoch, self.pos.epochs_without_improvement = epoch, 0
@@ -255,7 +238,8 @@ class Trainer:
 
     def should_stop_early(self) -> bool:
         patience = self.cfg.train.early_stopping_patience
-        return patience is not None and self.pos.epochs_without_improvement >= patience
+        return (patience is not None and self.num_val > 0
+                and self.pos.epochs_without_improvement >= patience)
 
     # ---- checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -265,15 +249,14 @@ class Trainer:
             "best_model": self.best_state, "config": config_to_dict(self.cfg),
             "identity": self.identity, "world_size": self.world_size,
             "rng": {"torch": torch.get_rng_state()},
+            # mid-epoch: the epoch's sums so far, so that its metrics line covers all of it
+            "epoch_partial": self.timer.partial(time.perf_counter() - self.epoch_t0) if self.pos.step else None,
         }
 
     def diverged(self, what: str) -> DivergenceError:
-        """``what`` went wrong, which checkpoint a rerun (with a lower lr) resumes from, and how."""
-        found = list_checkpoints(self.run_dir)
-        kept = f"the last good checkpoint {found[-1].path} is kept" if found else "no checkpoint yet"
-        return DivergenceError(f"{what}; {kept}; lower optim.lr or set optim.grad_clip")
+        return diverged(what, self.run_dir)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, stopping: bool = False) -> None:
         # Parameters are identical on every rank (DDP), so every rank takes this branch:
         # a last step that overflowed the weights must not replace a good checkpoint.
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
@@ -282,6 +265,9 @@ class Trainer:
         if self.rank == 0:
             save_checkpoint(self.run_dir, self.state_dict(), self.pos.epoch, self.pos.step,
                             keep=self.cfg.train.keep_checkpoints)
+            if stopping:  # before the barrier: every launcher that reads it finds it written
+                write_stop_record(self.run_dir, {"signal": self.stop.name(), "epoch": self.pos.epoch,
+                                                 "step": self.pos.step, "checkpoints": str(self.run_dir / "checkpoints")})
         pg.barrier()  # nobody runs ahead of a checkpoint that may be needed to restart
 
     def maybe_resume(self) -> None:
@@ -296,10 +282,14 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         apply_optim_config(self.optimizer, self.scheduler, self.cfg.optim)  # the new lr wins
         self.pos = Position(**state["position"])
-        self.best_state = state.get("best_model")
+        self.best_state, self.partial = state.get("best_model"), state.get("epoch_partial")
         self.metrics.truncate_after(self.pos.epoch)
+        self.pos.segments, world_line = resumed_segments(self.pos.segments, state.get("world_size"),
+                                                         self.world_size, self.pos.epoch, self.pos.step)
         if self.rank == 0:
             log.warning("resumed from %s (epoch %d, step %d)", ref.path, self.pos.epoch, self.pos.step)
+            if world_line:
+                log.warning("%s", world_line)
             for key, before, after in changes:
                 log.warning("resumed with a changed config: %s was %r, now %r", key, before, after)
 
@@ -307,6 +297,9 @@ class Trainer:
         final = {"event": "final", "best_epoch": self.pos.best_epoch, "val_acc": self.pos.best_val,
                  "test_acc": self.pos.best_test, "epochs_run": self.pos.epoch,
                  "total_steps": self.pos.global_step, "wall_time_s": wall_s}
+        if self.num_val == 0:  # no made-up "best val -1 at epoch -1": say there is none
+            final.update(best_epoch=None, val_acc=None, test_acc=self.pos.last_test,
+                         note="no validation nodes: nothing to validate on; the model is the last epoch's")
         if self.rank == 0:
             buf = io.BytesIO()
             torch.save({"model": self.model.state_dict(), "best_model": self.best_state,

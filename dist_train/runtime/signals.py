@@ -1,18 +1,30 @@
-"""Preemption: SIGTERM (torchrun, Kubernetes) and SIGUSR1 (Slurm ``--signal=USR1@N``).
+"""Every way a run is stopped ends the same clean way (issue 16).
 
-The handler only sets a flag; the trainer reads it at the next step, all ranks agree
-through the per-step collective, rank 0 checkpoints and every rank exits with
-:data:`EXIT_REQUEUE` so that ``sbatch --requeue`` / torchrun restart the job.
+SIGTERM (torchrun, Kubernetes, ``scancel``), SIGUSR1 (Slurm ``--signal=USR1@N``) and
+SIGINT (Ctrl-C, or torchrun forwarding its own) only set a flag; the trainer reads it at
+the next step, all ranks agree through the per-step collective, rank 0 checkpoints and
+writes ``RUN_DIR/stopped.json`` (:func:`write_stop_record`, what a launcher reads to
+tell a clean stop from a crash), and every rank exits with :data:`EXIT_REQUEUE` so that
+``sbatch --requeue`` / torchrun restart the job. A second Ctrl-C stops at once, without a
+checkpoint (:class:`KeyboardInterrupt`), as a user who presses it twice expects.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import threading
+import time
+from pathlib import Path
+from typing import Any
 
 EXIT_REQUEUE = 75  # EX_TEMPFAIL: "try again later"
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+STOP_RECORD = "stopped.json"
+"""Written by rank 0 into the run directory when a stop signal ended the run cleanly."""
 
 
 class StopFlag:
@@ -27,12 +39,39 @@ class StopFlag:
     def is_set(self) -> bool:
         return self._event.is_set()
 
+    def name(self) -> str:
+        """The signal that stopped this rank, or where the stop came from."""
+        return signal.Signals(self.signum).name if self.signum else "a stop signal on another rank"
+
 
 def install_stop_handlers(flag: StopFlag) -> None:
     """Route the stop signals to ``flag`` (main thread only, as Python requires)."""
 
     def handler(signum: int, _frame: object) -> None:
+        if signum == signal.SIGINT and flag.is_set():
+            raise KeyboardInterrupt  # Ctrl-C twice: stop now, the last checkpoint stays
         flag.set(signum)
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
+
+
+def write_stop_record(run_dir: Path, info: dict[str, Any]) -> None:
+    """``run_dir/stopped.json``: ``info`` (signal, epoch, step, checkpoint) and the time (Unix s)."""
+    tmp = run_dir / f".{STOP_RECORD}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps({**info, "time": time.time()}))
+    os.replace(tmp, run_dir / STOP_RECORD)
+
+
+def clear_stop_record(run_dir: Path) -> None:
+    """A run that starts is no longer stopped."""
+    (run_dir / STOP_RECORD).unlink(missing_ok=True)
+
+
+def read_stop_record(run_dir: Path, since: float) -> dict[str, Any] | None:
+    """The stop record written at or after ``since`` (Unix seconds), or None (none, or stale)."""
+    try:
+        rec = json.loads((run_dir / STOP_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and float(rec.get("time", 0)) >= since else None
