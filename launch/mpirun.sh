@@ -7,6 +7,8 @@
 # Each rank finds its rank, size and local rank through mpi4py; rank 0 picks the
 # rendezvous address (its host name) and a free port and broadcasts them, so no
 # MASTER_ADDR is needed. Training itself uses torch.distributed (gloo / nccl), not MPI.
+# Stopping: MPICH's mpiexec forwards SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 to every rank;
+# they finish their step, rank 0 checkpoints, and mpiexec exits with the ranks' 75.
 # Environment:
 #   NP       number of ranks (default 2)
 #   HOSTS    passed as `-hosts` (MPICH) / `--host` (Open MPI) when set

@@ -13,7 +13,16 @@
 #   CONFIG        YAML run config passed as --config
 #   MAX_RESTARTS  torchrun --max-restarts: restart all ranks this many times after a
 #                 failure (they resume from the last checkpoint); default 0
-#   TORCHRUN      torchrun executable (default: torchrun on PATH)
+#   TORCHRUN      a torchrun executable to run instead of our wrapper (below)
+#   PYTHON        the interpreter (default: python on PATH)
+#
+# Stopping: SIGTERM, SIGINT (Ctrl-C), SIGUSR1, SIGHUP or SIGQUIT to this script (it becomes
+# torchrun through `exec`) reach every rank; they finish their step, rank 0 checkpoints,
+# and the script exits 75 ("requeue me") with one line; the same command resumes. The
+# ranks get STOP_GRACE_S seconds (default 120) before torchrun kills them. This runs
+# torchrun's own code through dist_train/runtime/torchrun_stop.py: a bare torchrun does the
+# same for the ranks but then prints a SignalException traceback and exits 1, and a
+# SIGUSR1 kills a bare torchrun outright (pass --signals-to-handle to it).
 set -euo pipefail
 usage="usage: launch/torchrun.sh DATA_DIR [OUT_DIR] [key=value ...]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
@@ -30,10 +39,11 @@ if [ -z "${NPROC:-}" ]; then
   [ "$NPROC" -gt 0 ] || NPROC=2
 fi
 
-args=(--standalone --nproc-per-node "$NPROC")
+args=(--standalone --nproc-per-node "$NPROC" --shutdown-timeout "${STOP_GRACE_S:-120}")
 [ -n "${MAX_RESTARTS:-}" ] && args+=(--max-restarts "$MAX_RESTARTS")
 train=(--data "$DATA" --out "$OUT")
 [ -n "${CONFIG:-}" ] && train+=(--config "$CONFIG")
 
 # GIANTGCN_MODULE swaps the entry point (tests use a probe); users leave it unset.
-exec "${TORCHRUN:-torchrun}" "${args[@]}" -m "${GIANTGCN_MODULE:-dist_train}" "${train[@]}" "$@"
+if [ -n "${TORCHRUN:-}" ]; then launcher=("$TORCHRUN"); else launcher=("${PYTHON:-python}" -m dist_train.runtime.torchrun_stop); fi
+exec "${launcher[@]}" "${args[@]}" -m "${GIANTGCN_MODULE:-dist_train}" "${train[@]}" "$@"

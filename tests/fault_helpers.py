@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -26,6 +27,15 @@ LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_A
 TINY = "synthetic:nodes=2000,features=16,classes=4,degree=8"
 FAST = ["sampler.batch_size=16", "sampler.fanouts=[5,5]", "model.hidden=16", "train.log_every=1000"]
 """A run of about 38 steps per epoch per rank, a few hundred milliseconds an epoch."""
+
+
+def fault_rng() -> tuple[int, random.Random]:
+    """A source of kill moments: ``FAULT_SEED`` (set by tests/fault_soak.py per round), else fresh.
+
+    Tests put the seed in their failure messages, so a failing moment can be replayed.
+    """
+    seed = int(os.environ.get("FAULT_SEED") or random.randrange(1 << 30))
+    return seed, random.Random(seed)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -118,6 +128,12 @@ def final_line(run_dir: Path) -> dict:
     finals = [r for r in lines if r.get("event") == "final"]
     assert len(finals) == 1, lines
     return finals[0]
+
+
+def epoch_lines(run_dir: Path) -> list[dict]:
+    """The per-epoch records of ``metrics.jsonl`` (the final line left out)."""
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in lines if "epoch" in r and r.get("event") is None]
 
 
 def epochs_logged(run_dir: Path) -> list[int]:

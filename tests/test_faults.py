@@ -9,7 +9,6 @@ as an uninterrupted one (every batch and dropout mask is a function of the posit
 
 from __future__ import annotations
 
-import random
 import shutil
 import signal
 import time
@@ -20,8 +19,10 @@ from fault_helpers import (
     TINY,
     checkpoints,
     clean_env,
+    epoch_lines,
     epochs_logged,
     error_lines,
+    fault_rng,
     final_line,
     flip_byte,
     make_dataset,
@@ -64,13 +65,16 @@ def _assert_same_as(run_dir: Path, reference: Path) -> None:
     assert final_line(run_dir)["total_steps"] == final_line(reference)["total_steps"]
     assert epochs_logged(run_dir) == list(range(EPOCHS))
     assert same_weights(run_dir, reference), "resumed run differs from the uninterrupted one"
+    # a resumed epoch's line covers the whole epoch (the sums before the stop were checkpointed)
+    for got, want in zip(epoch_lines(run_dir), epoch_lines(reference), strict=True):
+        assert (got["train_loss"], got["train_seeds"], got["steps"]) == \
+            (want["train_loss"], want["train_seeds"], want["steps"]), (got, want)
 
 
 @pytest.mark.slow
 @pytest.mark.multiproc
 def test_sigkill_of_one_rank_restarts_and_resumes_to_the_same_model(data, reference, tmp_path):
-    seed = random.randrange(1 << 30)
-    rng = random.Random(seed)
+    seed, rng = fault_rng()
     out, log = tmp_path / "run", tmp_path / "torchrun.log"
     proc = start(torchrun_cmd(data, out, *RUN_ARGS, restarts=1), log)
     try:
@@ -90,15 +94,17 @@ def test_sigkill_of_one_rank_restarts_and_resumes_to_the_same_model(data, refere
 @pytest.mark.slow
 @pytest.mark.multiproc
 def test_sigterm_to_torchrun_checkpoints_the_current_step_and_resumes(data, reference, tmp_path):
+    seed, rng = fault_rng()
     out, log = tmp_path / "run", tmp_path / "torchrun.log"
     proc = start(torchrun_cmd(data, out, *RUN_ARGS), log)
     try:
         assert wait_for(lambda: _started_epoch(out, 2), 60), log.read_text()[-3000:]
+        time.sleep(rng.uniform(0.0, 0.5))  # a random step of epoch 2 or 3
         proc.send_signal(signal.SIGTERM)  # what a scheduler sends to the job's processes
         proc.wait(60)
     finally:
         reap(proc)
-    text = log.read_text()
+    text = f"seed {seed}:\n" + log.read_text()
     # every rank finished its step and exited with EX_TEMPFAIL (75): "requeue me"
     assert text.count("exiting with 75 so the job is requeued") == 2, text[-3000:]
     newest = checkpoints(out)[-1]
@@ -113,16 +119,18 @@ def test_sigterm_to_torchrun_checkpoints_the_current_step_and_resumes(data, refe
 @pytest.mark.multiproc
 def test_sigusr1_to_every_rank_is_restarted_by_torchrun(data, reference, tmp_path):
     # Slurm's --signal=USR1@N reaches the ranks; their exit status 75 makes torchrun restart
+    seed, rng = fault_rng()
     out, log = tmp_path / "run", tmp_path / "torchrun.log"
     proc = start(torchrun_cmd(data, out, *RUN_ARGS, restarts=1), log)
     try:
         assert wait_for(lambda: _started_epoch(out, 2), 60), log.read_text()[-3000:]
+        time.sleep(rng.uniform(0.0, 0.5))
         for worker in workers(proc.pid).values():
             worker.send_signal(signal.SIGUSR1)
         assert proc.wait(120) == 0, log.read_text()[-3000:]
     finally:
         reap(proc)
-    text = log.read_text()
+    text = f"seed {seed}:\n" + log.read_text()
     assert "exitcode: 75" in text and "resumed from" in text, text[-3000:]
     _assert_same_as(out, reference)
 
