@@ -16,7 +16,7 @@
 #   TORCHRUN      a torchrun executable to run instead of our wrapper (below)
 #   PYTHON        the interpreter (default: python on PATH)
 #
-# Stopping: SIGTERM, SIGINT (Ctrl-C), SIGUSR1, SIGHUP or SIGQUIT to this script (it becomes
+# Stopping: SIGTERM, SIGINT (Ctrl-C), SIGUSR1 or SIGHUP to this script (it becomes
 # torchrun through `exec`) reach every rank; they finish their step, rank 0 checkpoints,
 # and the script exits 75 ("requeue me") with one line; the same command resumes. The
 # ranks get STOP_GRACE_S seconds (default 120) before torchrun kills them. This runs

@@ -128,6 +128,7 @@ def _mpirun(data: Path, out: Path, *overrides: str) -> list[str]:
 @pytest.mark.multiproc
 @pytest.mark.parametrize("launch,sig,target", [(_launcher, signal.SIGINT, "launcher"),
                                                (_launcher, signal.SIGUSR1, "launcher"),
+                                               (_launcher, signal.SIGHUP, "launcher"),
                                                (_launcher, signal.SIGTERM, "rank"),
                                                (_mpirun, signal.SIGTERM, "launcher")])
 def test_every_stop_signal_ends_with_a_checkpoint_one_line_and_75(data, tmp_path, launch, sig, target):

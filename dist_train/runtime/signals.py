@@ -1,7 +1,8 @@
 """Every way a run is stopped ends the same clean way (issue 16).
 
 SIGTERM (torchrun, Kubernetes, ``scancel``), SIGUSR1 (Slurm ``--signal=USR1@N``) and
-SIGINT (Ctrl-C, or torchrun forwarding its own) only set a flag; the trainer reads it at
+SIGINT (Ctrl-C, or torchrun forwarding its own) and SIGHUP (the terminal closed; left
+ignored under ``nohup``) only set a flag; the trainer reads it at
 the next step, all ranks agree through the per-step collective, rank 0 checkpoints and
 writes ``RUN_DIR/stopped.json`` (:func:`write_stop_record`, what a launcher reads to
 tell a clean stop from a crash), and every rank exits with :data:`EXIT_REQUEUE` so that
@@ -21,7 +22,7 @@ from typing import Any
 
 EXIT_REQUEUE = 75  # EX_TEMPFAIL: "try again later"
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGHUP)
 
 STOP_RECORD = "stopped.json"
 """Written by rank 0 into the run directory when a stop signal ended the run cleanly."""
@@ -53,6 +54,8 @@ def install_stop_handlers(flag: StopFlag) -> None:
         flag.set(signum)
 
     for sig in STOP_SIGNALS:
+        if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+            continue  # started under nohup: a hang-up is meant to be ignored
         signal.signal(sig, handler)
 
 
