@@ -146,7 +146,7 @@ def test_train_global_ids_match_the_rank_graph(tmp_path):
 
 def test_the_launcher_wrapper_finds_the_run_dir_and_keeps_user_settings(tmp_path):
     from dist_train.runtime.signals import write_stop_record
-    from dist_train.runtime.torchrun_stop import run_dir_of, stopped_line, with_defaults
+    from dist_train.runtime.torchrun_stop import clean_stop, run_dir_of, stopped_line, with_defaults
 
     assert run_dir_of(["--nproc-per-node", "2", "-m", "dist_train", "--out", "r/x", "a=1"]) == Path("r/x")
     assert run_dir_of(["-m", "dist_train", "--out=r/y"]) == Path("r/y")
@@ -159,3 +159,6 @@ def test_the_launcher_wrapper_finds_the_run_dir_and_keeps_user_settings(tmp_path
     line, code = stopped_line(2, tmp_path, since=0.0)
     assert code == 75 and "torchrun got SIGINT: the ranks checkpointed at epoch 2 step 7" in line
     assert stopped_line(2, tmp_path, since=2e10)[1] == 130  # a record older than the launch is stale
+    assert clean_stop({75, -15}, tmp_path, since=0.0) and clean_stop({75}, tmp_path, since=0.0)
+    assert not clean_stop({75, 1}, tmp_path, since=0.0) and not clean_stop({-15}, tmp_path, since=0.0)
+    assert not clean_stop({75}, tmp_path, since=2e10)  # no stop record since the launch: a crash

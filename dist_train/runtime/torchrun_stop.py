@@ -13,7 +13,9 @@ grace of :data:`GRACE_S` seconds unless the options say otherwise, and ends:
 - stopped by a signal and rank 0 wrote ``RUN_DIR/stopped.json`` after it (the ranks
   checkpointed): one line, exit 75;
 - stopped by a signal before any checkpoint: one line, exit 128 + the signal number;
-- every failed rank exited 75 (a signal sent to the ranks, restarts used up): one line, 75;
+- ranks failed with 75 (a signal sent to the ranks, restarts used up), the others were
+  closed by torchrun's SIGTERM after it (a rank already past its handlers, in interpreter
+  shutdown, dies of it), and rank 0 wrote ``stopped.json`` after the start: one line, 75;
 - anything else: exactly what torchrun does.
 
 ``launch/torchrun.sh`` uses it.
@@ -67,6 +69,12 @@ def stopped_line(sig: int, run_dir: Path, since: float) -> tuple[str, int]:
             f"command resumes from the last one in {run_dir / 'checkpoints'}, if any", 128 + sig)
 
 
+def clean_stop(exit_codes: set[int], run_dir: Path, since: float) -> bool:
+    """Whether failed ranks with these exit codes are a stop that checkpointed, not a crash."""
+    closed = {EXIT_REQUEUE, -int(signal.SIGTERM)}  # torchrun closes the rest with SIGTERM
+    return EXIT_REQUEUE in exit_codes and exit_codes <= closed and read_stop_record(run_dir, since) is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -81,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print_error_line(line)
         return code
     except ChildFailedError as err:
-        if {f.exitcode for f in err.failures.values()} != {EXIT_REQUEUE}:
+        if not clean_stop({f.exitcode for f in err.failures.values()}, run_dir, t0):
             raise
         print_error_line(f"{PROG}: the ranks were stopped by a signal and checkpointed; exiting with "
                          f"{EXIT_REQUEUE} so the job is requeued (the same command resumes)")
