@@ -12,7 +12,6 @@ import argparse
 import gc
 import hashlib
 import logging
-import os
 import socket
 import sys
 from pathlib import Path
@@ -26,7 +25,8 @@ from dist_train.data.shards import LocalGraph, assign_parts, load_local_graph
 from dist_train.loop.failures import DivergenceError, Preempted
 from dist_train.loop.metrics import summary_line
 from dist_train.loop.trainer import Trainer
-from dist_train.runtime import netif, peers
+from dist_train.netsetup import InterfaceSetter, name_the_lost
+from dist_train.runtime import peers
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.agreement import check_ranks_agree
 from dist_train.runtime.env import World, discover_world_from_os
@@ -59,41 +59,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def setup_logging(rank: int) -> None:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"[rank {rank}] %(levelname)s %(message)s", stream=sys.stderr)
-
-
-class InterfaceSetter:
-    """The ``before_init`` hook: set ``GLOO_SOCKET_IFNAME`` / ``NCCL_SOCKET_IFNAME`` to the interface
-    that routes to the master (runtime/netif.py) unless the user set them, and log it.
-
-    The one place the process environment is written. Raises ``netif.NoRouteError`` (one
-    line: the address and every interface tried) when no interface reaches the master.
-    ``address`` is then this rank's IP on that interface (what the others reach it by).
-    """
-
-    def __init__(self, world: World, wait_s: float) -> None:
-        self.world, self.wait_s, self.address = world, wait_s, "127.0.0.1"
-        self.log = logging.getLogger(netif.__name__)
-        if world.local_rank == 0:
-            self.log.setLevel(logging.INFO)  # one line per host, not only on rank 0
-
-    def __call__(self, store) -> None:
-        w = self.world
-        if_addrs = netif.interface_addresses()
-        netif.check_user_ifnames(os.environ, if_addrs)
-        route, where = netif.world_route(w.rank, w.world_size, w.local_world_size, w.master_addr,
-                                         store, self.wait_s)
-        user = {v: os.environ[v] for v in netif.IFNAME_VARS if os.environ.get(v, "").strip()}
-        if len(user) == len(netif.IFNAME_VARS):
-            self.address = route.source or self.address
-            self.log.info("rank %d: network interface as you set it: %s", w.rank, user)
-            return
-        choice = netif.choose_interface(route, if_addrs, os.environ, where)
-        os.environ.update(choice.env)
-        self.address = choice.address
-        self.log.info("rank %d on %s: network interface %s (%s) %s; set %s%s", w.rank,
-                      socket.gethostname(), choice.ifname, choice.address, choice.reason,
-                      " ".join(f"{k}={v}" for k, v in choice.env.items()),
-                      f" (kept yours: {user})" if user else "")
 
 
 def prepare_rank(cfg: Config, world: World,
@@ -183,14 +148,31 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--data: no dataset directory given (or set data.path in the config)")
     world = discover_world_from_os()
     setup_logging(world.rank)
-    run_dir = Path(args.out)
     stop = StopFlag()
     install_stop_handlers(stop)
     interface = InterfaceSetter(world, cfg.dist.init_timeout_s or cfg.dist.timeout_s)
+    interface.check_route()  # before the rendezvous: no route is one line now, not a timeout
     device = pg.init_distributed(world, device=cfg.dist.device, backend=cfg.dist.backend,
                                  timeout_s=cfg.dist.timeout_s, init_timeout_s=cfg.dist.init_timeout_s,
                                  before_init=interface)
     beacon = peers.Beacon(interface.address)
+    table: list[peers.Peer] = []
+    try:
+        table = peers.gather_peers(socket.gethostname(), interface.address, beacon.port)
+        return train_rank(args, cfg, world, device, stop)
+    except RuntimeError as err:
+        if isinstance(err, pg.CollectiveError) or pg.is_comm_failure(err):
+            raise name_the_lost(err, table, world.rank, cfg.dist.timeout_s) from err
+        raise
+    finally:
+        gc.collect()  # train_rank dropped the trainer: DDP goes before the process group
+        pg.destroy_distributed()
+        beacon.close()
+
+
+def train_rank(args: argparse.Namespace, cfg: Config, world: World, device, stop: StopFlag) -> int:
+    """Set-up agreed by every rank, then the training loop; 0 when the final line is written."""
+    run_dir = Path(args.out)
     trainer: Trainer | None = None
     try:
         graph, manifest, mine = None, None, []
@@ -212,16 +194,12 @@ def run(args: argparse.Namespace) -> int:
                          world.launcher, device, assign_parts([int(p["num_train"]) for p in manifest["parts"]],
                                                               world.world_size))
             warn_if_halo_short(manifest, cfg)
-        table = peers.gather_peers(socket.gethostname(), interface.address, beacon.port)
+        pg.barrier()
         logging.getLogger(__name__).debug("rank %d parts %s", world.rank, mine)
         trainer = Trainer(cfg, graph, int(manifest["num_classes"]), world.rank, world.world_size,
                           device, run_dir, stop=stop,
                           identity={"manifest": manifest_id, "config": config_hash(cfg)})
-        try:
-            final = trainer.fit()
-        except pg.CollectiveError as err:  # name who is gone: the backend rarely does
-            lost = peers.describe_lost(peers.unreachable(table, world.rank))
-            raise pg.CollectiveError(f"{err}; {lost}") from err
+        final = trainer.fit()
         if world.rank == 0:
             print(summary_line(PROG, final, str(run_dir / "metrics.jsonl")))
         return 0
@@ -229,11 +207,9 @@ def run(args: argparse.Namespace) -> int:
         # DDP's reducer holds a reference to the process group. Freed after the group is
         # destroyed, it runs gloo's blocking destructor with the GIL held while gloo's
         # worker thread needs the GIL to free a finished work's tensors: a rank that hangs
-        # after the final line (seen 1 run in ~12; pytorch#56297). Free it first.
+        # after the final line (seen 1 run in ~12; pytorch#56297). Free it first (a traceback
+        # keeps this frame, so the name must be cleared here, not left to the caller).
         trainer = None
-        gc.collect()
-        pg.destroy_distributed()
-        beacon.close()
 
 
 def main(argv: list[str] | None = None) -> int:

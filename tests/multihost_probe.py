@@ -1,7 +1,7 @@
 """One DDP step across simulated hosts, then every rank's parameters (tests/test_multihost.py).
 
 ``torchrun ... -m multihost_probe OUT``: joins the process group exactly as the trainer does
-(the same interface choice, ``dist_train.cli.InterfaceSetter``), takes one optimizer step of
+(the same interface choice, ``dist_train.netsetup.InterfaceSetter``), takes one optimizer step of
 a small DDP model on rank-dependent inputs, all-gathers every rank's parameters and writes
 ``OUT/rank<r>.json`` with them, the host name and the interface variables it ran with.
 """
@@ -18,7 +18,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from dist_train.cli import InterfaceSetter, setup_logging
+from dist_train.cli import setup_logging
+from dist_train.netsetup import InterfaceSetter
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.env import discover_world_from_os
 

@@ -213,3 +213,18 @@ def test_sbatch_on_two_slurm_nodes_trains_to_the_final_line(slurm, data, tmp_pat
     for i in (1, 2):  # one rank on each simulated host, each on the interface reaching node1
         assert f"rank {i - 1} on node{i}: network interface eth0 (10.213.0.{10 + i})" in text, text[-3000:]
     assert "giantgcn-train: done: best val" in text and final_line(out)["epochs_run"] == 2
+
+
+def test_no_interface_reaching_the_master_is_one_line_at_once(hosts, data, tmp_path):
+    # host 1 has a route to 10.213.0.0/24 only: 10.99.0.1 is reachable from no interface
+    env = clean_env(RANK="1", WORLD_SIZE="2", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1",
+                    MASTER_ADDR="10.99.0.1", MASTER_PORT=str(free_port()))
+    t0 = time.monotonic()
+    proc = hosts.popen(1, [str(BIN / "python"), *_train(data, tmp_path / "run")], tmp_path / "host1.log", env)
+    code = _finish([proc], 60)[0]
+    text = _log(tmp_path, 1)
+    lines = [x for x in text.splitlines() if x.startswith(ERR)]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in text, text[-3000:]
+    assert "no network interface reaches MASTER_ADDR 10.99.0.1" in lines[0], lines[0]
+    assert "eth0 (10.213.0.11" in lines[0] and "lo (127.0.0.1" in lines[0], lines[0]
+    assert time.monotonic() - t0 < TIMEOUT_S + 20  # not a rendezvous timeout of dist.init_timeout_s

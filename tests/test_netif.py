@@ -125,3 +125,20 @@ def test_beacon_on_an_address_not_held_has_no_port():
     with socket.create_connection(("127.0.0.1", (b := peers.Beacon("127.0.0.1")).port), timeout=2):
         pass
     b.close()
+
+
+def test_a_failed_collective_outside_the_steps_names_the_lost_ranks():
+    from dist_train.netsetup import name_the_lost
+    from dist_train.runtime import process_group as pg
+
+    dead = peers.Beacon("127.0.0.1")
+    dead.close()
+    table = [peers.Peer(0, "a", "127.0.0.1", 0), peers.Peer(1, "b", "127.0.0.1", dead.port)]
+    gloo = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:537] Connection closed by peer "
+                        "[127.0.0.1]:8096")
+    err = name_the_lost(gloo, table, 0, 5)
+    assert isinstance(err, pg.CollectiveError) and "\n" not in str(err)
+    assert str(err).startswith("rank 0: a collective failed outside the training steps")
+    assert "dist.timeout_s=5" in str(err) and "lost rank 1 on host b (127.0.0.1)" in str(err)
+    wrapped = name_the_lost(pg.CollectiveError("rank 0: epoch 2 step 3: x"), [], 0, 5)
+    assert str(wrapped).startswith("rank 0: epoch 2 step 3: x; which rank is gone is unknown")
