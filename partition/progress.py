@@ -21,9 +21,8 @@ def stage(name: str, timings: dict[str, float], enabled: bool, desc: str | None 
           rss: dict[str, int] | None = None) -> Iterator[Callable[[int], None]]:
     """Time a stage into ``timings[name]``; yield ``update(n)`` for its bar (titled ``desc``).
 
-    ``rss[name]`` gets the peak RSS (bytes) reached during this stage alone: on Linux the
-    high-water mark is reset when the stage starts (``/proc/self/clear_refs``), elsewhere it
-    is the peak so far (dgl#4798: users cannot predict a partitioner's RAM).
+    ``rss[name]`` gets the peak RSS (bytes) seen during this stage alone, polled
+    (:class:`RssSampler`; dgl#4798: users cannot predict a partitioner's RAM).
 
     Without ``unit`` the bar shows only the elapsed time, refreshed by a ticker thread
     (it ticks whenever the stage releases the GIL).
@@ -36,15 +35,14 @@ def stage(name: str, timings: dict[str, float], enabled: bool, desc: str | None 
     ticker = threading.Thread(target=_tick, args=(bar, done), daemon=True)
     if enabled and not unit:
         ticker.start()
-    if rss is not None:
-        _reset_peak_rss()
+    sampler = RssSampler() if rss is not None else None
     t0 = time.perf_counter()
     try:
         yield bar.update
     finally:
         timings[name] = time.perf_counter() - t0
-        if rss is not None:
-            rss[name] = _stage_peak_rss()
+        if sampler is not None and rss is not None:
+            rss[name] = sampler.stop()
         done.set()
         if ticker.is_alive():
             ticker.join()
@@ -56,24 +54,39 @@ def _tick(bar: tqdm, done: threading.Event) -> None:
         bar.refresh()
 
 
-def _reset_peak_rss() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # Linux >= 4.0: VmHWM := current RSS
-    except OSError:
-        pass
+class RssSampler:
+    """Highest resident set size seen by a thread polling ``psutil`` every ``RSS_POLL_S``.
+
+    Per-stage peaks without touching the kernel's high-water mark (resetting it, as
+    ``/proc/self/clear_refs`` does, would also hide the true peak from ``wait4`` and
+    ``/usr/bin/time``). A spike shorter than the poll interval can be missed.
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc, self.peak = psutil.Process(), 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True, name="giantgcn-rss")
+        self._poll_once()
+        self._thread.start()
+
+    def _poll_once(self) -> None:
+        self.peak = max(self.peak, int(self._proc.memory_info().rss))
+
+    def _poll(self) -> None:
+        while not self._done.wait(RSS_POLL_S):
+            self._poll_once()
+
+    def stop(self) -> int:
+        """Stop polling; the peak in bytes."""
+        self._done.set()
+        self._thread.join()
+        self._poll_once()
+        return self.peak
 
 
-def _stage_peak_rss() -> int:
-    """VmHWM (peak RSS since the last reset) in bytes; ``peak_rss_bytes()`` where unavailable."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return peak_rss_bytes()
+RSS_POLL_S = 0.05
 
 
 def peak_rss_bytes() -> int:
