@@ -368,3 +368,14 @@ def test_scratch_folder_is_removed(tmp_path, monkeypatch):
     assert m["feature_dtype"] == "float16"
     with pytest.raises(InputError):
         FeatureOptions("float8")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_rows_reach_the_model_as_float32(dtype):
+    from dist_train.sampling.prefetch import gather_rows
+    from partition.readers.features import numpy_dtype
+
+    x = X.astype(numpy_dtype(dtype))  # small integers: exact in both
+    rows = gather_rows(x, np.array([5, 0, 3]), pin=False)
+    assert rows.dtype == torch.float32
+    np.testing.assert_array_equal(rows.numpy(), X[[5, 0, 3]])
