@@ -1,14 +1,14 @@
 """What ``--normalize-features`` and ``--feature-dtype`` buy (issue 10), each against its baseline.
 
     PYTHONPATH=. python benchmarks/feature_options.py accuracy [--seeds 0 1 2]
-    PYTHONPATH=. python benchmarks/feature_options.py memory [--nodes 200000] [--features 128]
+    PYTHONPATH=. python benchmarks/feature_options.py memory [--nodes 200000] [--features 128] [--parts 2]
 
 ``accuracy``: Cora (``../shared/data/planetoid``) in 1 part with a 2-hop halo, trained by
 ``python -m dist_train --config configs/cora.yaml`` with each seed, features as given
 (baseline) vs ``--normalize-features row`` (Kipf & Welling's preprocessing) and
 ``standard``; prints the test accuracy at the best-validation epoch, per seed and mean.
 
-``memory``: a synthetic graph partitioned into 2 parts with ``--feature-dtype`` float32
+``memory``: a synthetic graph partitioned into 2 parts (``--parts``) with ``--feature-dtype`` float32
 (baseline), float16 and bfloat16; prints the bytes of every ``x.npy`` and each rank's peak
 RSS over a short 2-rank run (``benchmarks/rank_rss.py`` under torchrun, 1 epoch of at
 most 20 steps, then a full evaluation).
@@ -68,14 +68,14 @@ def accuracy(work: Path, seeds: list[int]) -> None:
               + f" | {statistics.fmean(accs):.2f} |", flush=True)
 
 
-def memory(work: Path, nodes: int, features: int) -> None:
+def memory(work: Path, nodes: int, features: int, parts: int) -> None:
     spec = f"synthetic:nodes={nodes},features={features}"
-    print(f"{spec}, 2 parts, 2 ranks (torchrun), 1 epoch of <= 20 steps + full evaluation")
+    print(f"{spec}, {parts} parts, 2 ranks (torchrun), 1 epoch of <= 20 steps + full evaluation")
     print("| feature dtype | x.npy bytes (all parts) | peak RSS rank 0 (MiB) | rank 1 (MiB) | after imports (MiB) | test acc |")
     print("|---|---|---|---|---|---|")
     for dtype in ("float32", "float16", "bfloat16"):
         data = work / f"syn-{dtype}"
-        m = _partition(spec, data, 2, "--feature-dtype", dtype)
+        m = _partition(spec, data, parts, "--feature-dtype", dtype)
         x_bytes = sum(v["bytes"] for k, v in m["files"].items() if k.endswith("/x.npy"))
         rss_dir, run = work / f"rss-{dtype}", work / f"run-mem-{dtype}"
         _run([str(Path(PY).parent / "torchrun"), "--standalone", "--nproc-per-node=2",
@@ -95,13 +95,15 @@ def main() -> None:
     m = sub.add_parser("memory")
     m.add_argument("--nodes", type=int, default=200_000)
     m.add_argument("--features", type=int, default=128)
+    m.add_argument("--parts", type=int, default=2,
+                   help="more parts than ranks: each rank merges its parts into one in-RAM graph")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feature_options-"))
     try:
         if args.cmd == "accuracy":
             accuracy(work, args.seeds)
         else:
-            memory(work, args.nodes, args.features)
+            memory(work, args.nodes, args.features, args.parts)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
