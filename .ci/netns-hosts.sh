@@ -12,7 +12,7 @@
 # Environment: NETNS_PREFIX (default ggcn) names every object, so runs side by side do not
 # meet; SELF_LOOPBACK=1 makes each host resolve its own name to 127.0.1.1 (Debian's default
 # /etc/hosts, the case where gloo picks loopback); NETNS_OWNER=PID lets `sweep` remove the
-# hosts once PID is gone (default: this shell's parent).
+# hosts once PID is gone (tests set it; hosts made by hand without it stay until `down`).
 #
 # What `up N` builds, all of it inside namespaces this script creates (nothing is added to
 # the host's own interfaces or routes, and no route leads out of them):
@@ -60,7 +60,7 @@ down() {
     [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
     ip netns del "$SW"
   fi
-  rm -f "/run/netns-hosts-$PREFIX.owner"
+  rm -rf "/run/netns-hosts-$PREFIX.owner" "/run/netns-slurm-$PREFIX"  # the latter: netns-slurm.sh's state
   rmdir /etc/netns 2>/dev/null || true  # only when no other namespace has files there
 }
 
@@ -89,6 +89,9 @@ up() {
   [[ "$n" =~ ^[1-9][0-9]?$ ]] || die "up: N=$n is not a host count in 1..99"
   [ -z "$(hosts_of)" ] || die "up: hosts $PREFIX-h* exist already (run: NETNS_PREFIX=$PREFIX $0 down)"
   trap 'echo "netns-hosts: up failed; removing what was made" >&2; down' ERR
+  # The owner is written first, so a run killed half-way (no trap runs on SIGKILL) is swept
+  # too. By hand (no NETNS_OWNER) there is none: only `down` removes those hosts.
+  [ -z "${NETNS_OWNER:-}" ] || echo "$NETNS_OWNER" >"/run/netns-hosts-$PREFIX.owner"
   ip netns add "$SW"
   ip -n "$SW" link add br0 type bridge
   ip -n "$SW" link set br0 up
@@ -102,7 +105,6 @@ up() {
     ip -n "$SW" link set "v$i" master br0 up
     write_hosts "$i" "$n"
   done
-  echo "${NETNS_OWNER:-$PPID}" >"/run/netns-hosts-$PREFIX.owner"
   trap - ERR
   for i in $(seq 1 "$n"); do echo "$(host_ns "$i") $(host_name "$i") $(host_addr "$i")"; done
 }
