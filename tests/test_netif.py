@@ -57,10 +57,12 @@ def test_route_to_unreachable_and_local_addresses():
     assert "lo" in netif.interface_addresses()
 
 
-@pytest.mark.parametrize(("rank", "size", "local", "peer"),
+@pytest.mark.parametrize(("rank", "size", "local", "first"),
                          [(0, 2, 1, 1), (1, 2, 1, 0), (0, 4, 2, 2), (3, 4, 2, 0), (2, 6, 2, 4), (0, 2, 2, None)])
-def test_peer_on_another_host(rank, size, local, peer):
-    assert netif.peer_for_route(rank, size, local) == peer
+def test_the_first_rank_asked_is_on_another_host(rank, size, local, first):
+    order = netif.peers_to_ask(rank, size, local)
+    assert (order[0] if order else None) == first
+    assert sorted(order) == ([r for r in range(size) if r != rank] if order else [])
 
 
 def _fake_route(table):
@@ -83,12 +85,22 @@ def test_master_on_loopback_routes_to_a_rank_on_another_host():
 def test_master_on_loopback_everywhere_is_an_error_not_a_hang():
     store = dist.HashStore()
     store.set("netif/1", "127.0.0.1")
-    with pytest.raises(NoRouteError, match="loopback address .* here and on rank 1's host too"):
+    with pytest.raises(NoRouteError, match="loopback address .* here and for every other rank too"):
         netif.world_route(0, 2, 1, "a", store, 5, route=_fake_route({"127.0.1.1": "127.0.0.1"}),
                           resolve_host=lambda h: ["127.0.1.1"])
     with pytest.raises(NoRouteError, match="did not say within 0.2s"):
         netif.world_route(0, 2, 1, "a", dist.HashStore(), 0.2,
                           route=_fake_route({"127.0.1.1": "127.0.0.1"}), resolve_host=lambda h: ["127.0.1.1"])
+
+
+def test_an_uneven_layout_skips_ranks_of_the_same_host():
+    store = dist.HashStore()  # 2 ranks per host assumed; rank 1 is really the one elsewhere
+    store.set("netif/2", "127.0.0.1")  # rank 2 turned out to be on the master's host
+    store.set("netif/1", "10.0.0.2")
+    r, where = netif.world_route(0, 3, 2, "a", store, 5,
+                                 route=_fake_route({"127.0.1.1": "127.0.0.1", "10.0.0.2": "10.0.0.1"}),
+                                 resolve_host=lambda h: ["127.0.1.1"])
+    assert r.source == "10.0.0.1" and "rank 1 on another host" in where
 
 
 def test_one_host_on_loopback_needs_no_peer():

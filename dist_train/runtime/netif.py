@@ -7,7 +7,7 @@ or fail deep inside gloo (ANCHORS: "wrong interface", dgl#3629, dgl#2013, GLT#66
 here is ``ip route get MASTER``: the interface holding the source address the kernel uses
 towards the master (a UDP ``connect`` sends nothing and sets that source address). On the
 master's own host the master address may itself be loopback; then the route to a rank on
-another host decides (:func:`peer_for_route`; the entry point finds its address through
+another host decides (:func:`peers_to_ask`; the entry point finds its address through
 the rendezvous store).
 
 The decision is a pure function (:func:`choose_interface`) of what :func:`probe_host`
@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from partition.errors import InputError
 
@@ -97,16 +99,18 @@ def interface_holding(ip: str, if_addrs: Mapping[str, Sequence[str]]) -> str | N
     return None
 
 
-def peer_for_route(rank: int, world_size: int, local_world_size: int) -> int | None:
-    """A rank on another host (block layout: ``local_world_size`` ranks per host), or None.
+def peers_to_ask(rank: int, world_size: int, local_world_size: int) -> list[int]:
+    """The other ranks, the first of them on another host under the usual block layout
+    (``local_world_size`` ranks per host); [] when the world is one host.
 
-    Used when the master address is loopback here: the route to that rank decides.
+    Used when the master address is loopback here: the first of them that reaches the master
+    over a real interface gives the address to route to (uneven layouts only cost a wait).
     """
     if world_size <= local_world_size:
-        return None
-    node = rank // local_world_size
-    other = (node + 1) * local_world_size
-    return other if other < world_size else 0
+        return []
+    start = (rank // local_world_size + 1) * local_world_size
+    order = [(start + k) % world_size for k in range(world_size)]
+    return [r for r in order if r != rank]
 
 
 def check_user_ifnames(env: Mapping[str, str], if_addrs: Mapping[str, Sequence[str]]) -> None:
@@ -149,29 +153,30 @@ def world_route(rank: int, world_size: int, local_world_size: int, master: str, 
 
     Every rank publishes its source address towards the master under ``netif/<rank>`` in the
     rendezvous ``store`` (a ``torch.distributed.Store``). A rank for which the master is
-    loopback while the world spans hosts waits up to ``wait_s`` seconds for the address of
-    a rank on another host (:func:`peer_for_route`) and routes to that instead.
-    Raises :class:`NoRouteError` when that rank also sees the master on loopback.
+    loopback while the world spans hosts reads the other ranks' addresses (:func:`peers_to_ask`,
+    waiting up to ``wait_s`` seconds in all) and routes to the first that is not loopback.
+    Raises :class:`NoRouteError` when none arrives in time or every one is loopback.
     """
     ips = resolve_host(master)
     if not ips:
         return Route(master, None, "the name does not resolve"), f"MASTER_ADDR {master}"
     found = route(ips[0])
     store.set(f"netif/{rank}", found.source or "")
-    peer = peer_for_route(rank, world_size, local_world_size)
+    others = peers_to_ask(rank, world_size, local_world_size)
     label = f"MASTER_ADDR {master}" + (f" ({ips[0]})" if ips[0] != master else "")
-    if found.source is None or not is_loopback(found.source) or peer is None:
+    if found.source is None or not is_loopback(found.source) or not others:
         return found, label
-    from datetime import timedelta
-
-    try:
-        store.wait([f"netif/{peer}"], timedelta(seconds=wait_s))
-    except RuntimeError:
-        raise NoRouteError(f"{label} is loopback here and rank {peer} (another host) did not say "
-                           f"within {wait_s:g}s which address reaches it") from None
-    peer_ip = store.get(f"netif/{peer}").decode()
-    if not peer_ip or is_loopback(peer_ip):
-        raise NoRouteError(f"MASTER_ADDR {master} is a loopback address ({ips[0]}) here and on rank "
-                           f"{peer}'s host too: no rank can reach the others; set MASTER_ADDR (or "
-                           "torchrun --local-addr) to an address every host reaches")
-    return route(peer_ip), f"rank {peer} on another host ({peer_ip}; {label} is loopback here)"
+    deadline = time.monotonic() + wait_s
+    for peer in others:
+        try:
+            store.wait([f"netif/{peer}"], timedelta(seconds=max(deadline - time.monotonic(), 0.001)))
+        except RuntimeError:
+            raise NoRouteError(f"{label} is loopback here and rank {peer} did not say within "
+                               f"{wait_s:g}s which address reaches the master") from None
+        peer_ip = store.get(f"netif/{peer}").decode()
+        if peer_ip and not is_loopback(peer_ip):
+            return route(peer_ip), f"rank {peer} on another host ({peer_ip}; {label} is loopback here)"
+    raise NoRouteError(f"MASTER_ADDR {master} is a loopback address ({ips[0]}) here and for every "
+                       f"other rank too, yet the world spans hosts (world size {world_size}, "
+                       f"{local_world_size} per host): set MASTER_ADDR (or torchrun --local-addr) to "
+                       "an address every host reaches")
