@@ -13,8 +13,7 @@ a time straight into the zip, so building needs no more memory than a chunk.
 
 ``measure`` partitions it with ``--feature-dtype float16`` (and float32 as the baseline,
 same run), with and without ``--metis-max-edges``, and prints one row per run: peak RSS
-after each stage (from the partitioner's own summary), the run's peak (the larger of
-``/usr/bin/time``'s maximum RSS and the summary's, which the per-stage reset keeps right),
+after each stage (from the partitioner's own summary), ``/usr/bin/time``'s maximum RSS,
 the size of ``node_feat`` it must stay under, and the bytes of every ``x.npy``.
 """
 
@@ -114,14 +113,10 @@ def _run_partition(data: Path, out: Path, dtype: str, parts: int, max_edges: flo
     if res.returncode != 0:
         raise SystemExit(f"partition failed ({res.returncode}):\n{res.stderr[-3000:]}")
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", res.stderr)
-    # the partitioner resets VmHWM per stage, which also lowers what /usr/bin/time sees;
-    # its own summary line carries the run's peak (the largest stage's)
-    own = re.search(r"peak memory: ([\d.]+) (B|KiB|MiB|GiB)", res.stdout)
-    own_mib = float(own[1]) * {"B": 2**-20, "KiB": 2**-10, "MiB": 1, "GiB": 1024}[own[2]] if own else 0
     stages = re.search(r"peak memory: .*\(by stage: (.*)\)", res.stdout)
     manifest = json.loads((out / "manifest.json").read_text())
     x_bytes = sum(v["bytes"] for k, v in manifest["files"].items() if k.endswith("/x.npy"))
-    return {"dtype": dtype, "max_edges": max_edges, "peak_mib": max(int(peak[1]) / 1024 if peak else 0, own_mib),
+    return {"dtype": dtype, "max_edges": max_edges, "peak_mib": int(peak[1]) / 1024 if peak else None,
             "stages": stages[1] if stages else "?", "x_mib": x_bytes / 2**20,
             "time_s": sum(manifest["timings_s"].values()),
             "imbalance": (manifest["node_imbalance"], manifest["edge_imbalance"], manifest["train_imbalance"])}

@@ -164,8 +164,7 @@ def summary_table(manifest: dict, out_dir: str, peak_rss: int,
         f"{manifest.get('feature_normalization', 'none')}",
         "time: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
         + f" (total {sum(times.values()):.1f} s)",
-        # the per-stage reset of VmHWM also lowers getrusage's peak: the run's peak is the max
-        f"peak memory: {human_bytes(max([peak_rss, *(rss_by_stage or {}).values()]))}" + (
+        f"peak memory: {human_bytes(peak_rss)}" + (
             " (by stage: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in rss_by_stage.items()) + ")"
             if rss_by_stage else ""),
         f"wrote {out_dir}: {manifest['num_parts']} parts, {len(manifest['files'])} files, "

@@ -132,16 +132,3 @@ def test_metis_diagnostics_stay_off_stdout(capfd):
     assert out == "after\n", out
     assert parts.shape == (600,) and parts.max() < 32
 
-
-def test_summary_peak_memory_is_the_largest_stage_peak():
-    """Resetting VmHWM per stage also resets ru_maxrss: the run's peak must still be reported."""
-    from partition.progress import summary_table
-
-    manifest = {"parts": [{"part_id": 0, "num_inner": 5, "num_halo": 0, "num_edges": 0,
-                           "num_train": 1}], "edge_cut_ratio": 0.0, "edge_cut": 0,
-                "num_edges": 10, "method": "metis", "halo_hops": 1, "node_imbalance": 1.0,
-                "edge_imbalance": 1.0, "train_imbalance": 1.0, "timings_s": {}, "files": {},
-                "num_parts": 1, "num_nodes": 5, "num_train": 1, "num_val": 0, "num_test": 0,
-                "num_features": 1}
-    text = summary_table(manifest, "ds", 300 * 2**20, {"partition": 900 * 2**20, "write": 300 * 2**20})
-    assert "peak memory: 900.0 MiB (by stage: partition 900.0 MiB, write 300.0 MiB)" in text
