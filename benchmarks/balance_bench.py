@@ -12,7 +12,7 @@ includes the loaded CSR, printed beside the RSS before the call):
 - ``combined``: one combined weight per node, 1 + 16·N/T·train + 16·N/D·degree (what
   giantgcn did before issue 10), METIS alone;
 - ``plain+refine`` / ``combined+refine``: those followed by
-  ``partition.graph.refine.rebalance`` (inner nodes, edges, train nodes within 5%);
+  ``partition.graph.refine.rebalance`` (no part over mean·1.05 in inner nodes, edges, train nodes);
 - ``multi``: METIS's multi-constraint mode, three constraints (``metis_kway``);
 - ``multi+refine``: ``partition_nodes("metis", ...)``, what giantgcn-partition runs.
 

@@ -1,7 +1,8 @@
 """Node → part assignment (METIS or random), the balance rules every method goes through, stats.
 
-Balance (issue 10): inner nodes, edges (sum of inner degrees) and train nodes, each
-within 5% of the mean per part, however sparse the labels. pymetis' single combined
+Balance (issue 10): inner nodes, edges (sum of inner degrees) and train nodes, no part
+more than 5% above the mean in any of them (max/mean, what sets every rank's step count),
+however sparse the labels. pymetis' single combined
 vertex weight could not give that: with 1% of nodes in train, a train node weighed
 ~1600 unit nodes and METIS traded nodes for train nodes (600 nodes, 6 train, 2 parts
 gave 597 / 3 inner nodes). METIS gets the three quantities as three constraints instead
@@ -65,8 +66,8 @@ def partition_nodes(method: str, csr: CSR, num_parts: int, train_mask: np.ndarra
                     max_edges: int | None = None, tolerance: float = TOLERANCE) -> np.ndarray:
     """int32 [N] part of every node by ``method`` ("metis" or "random"), then rebalanced.
 
-    Every method goes through the same balance rules: inner nodes, edges and train nodes
-    within ``tolerance`` of the mean per part where a move can get them there
+    Every method goes through the same balance rules: no part above mean·(1 + tolerance)
+    in inner nodes, edges or train nodes where a move can get them there
     (:func:`partition.graph.refine.rebalance`). Raises InputError for a bad part count.
     """
     weights = balance_weights(csr, train_mask)
