@@ -63,6 +63,7 @@ def partition(args: argparse.Namespace, parts: int, out: Path) -> None:
            "--out", str(out), "--force", "--quiet"]
     cmd += ["--root", args.root] if args.root else []
     cmd += ["--halo-hops", str(args.halo_hops)] if args.halo_hops is not None else []
+    cmd += ["--cache-budget", str(args.cache_budget)] if args.cache_budget is not None else []
     _run(cmd)
 
 
@@ -94,6 +95,7 @@ def main() -> None:
     ap.add_argument("--config", default="configs/default.yaml")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--halo-hops", type=int, default=None)
+    ap.add_argument("--cache-budget", type=float, default=None, help="giantgcn-partition --cache-budget")
     ap.add_argument("--work", default=None, help="datasets and runs go here (default runs/parts_accuracy/<input>)")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()

@@ -167,14 +167,16 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--cache-budget", type=float, default=0.1)
+    ap.add_argument("--modes", nargs="+", default=None,
+                    help="a subset of local-h1 exact-h1 exact-h0-c<budget> (default: all three)")
     ap.add_argument("--work", default=str(REPO / "runs" / "scale_bench"))
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()
     work = Path(args.work).resolve()
-    modes = ["local-h1", "exact-h1"]
+    modes = args.modes or ["local-h1", "exact-h1", f"exact-h0-c{args.cache_budget:g}"]
     skipped = can_cache()
-    if skipped is None:
-        modes.append(f"exact-h0-c{args.cache_budget:g}")
+    if skipped is not None:
+        modes = [m for m in modes if "-c" not in m]
     base = measure(args, 1, "local-h1", 1, work)
     whole = partition(args, 1, ["--halo-hops", "0"], work / "data-whole")
     whole_mib = sum(r["bytes"] for r in whole["files"].values()) / 2**20
