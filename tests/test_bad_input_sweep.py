@@ -24,7 +24,8 @@ from fault_helpers import TINY, clean_env, flip_byte, make_dataset, run
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECTION = "## What bad input looks like"
 ROW = re.compile(r"^\| (?P<what>[^|]+?) \| `(?P<cmd>[^`]+)` \| (?P<code>\d+) \| `(?P<line>.+)` \|$")
-PROGRAMS = {"giantgcn-partition": "partition", "giantgcn-train": "dist_train"}
+PROGRAMS = {"giantgcn-partition": "partition", "giantgcn-train": "dist_train",
+            "giantgcn-predict": "dist_train.predict"}
 LOG_LINE = re.compile(r"^\[rank \d+\] (INFO|WARNING) ")
 
 
@@ -133,6 +134,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     named = {
         "DATASET": data,
         "OTHER_DATASET": make_dataset(root / "other", TINY + ",seed=1"),
+        "WIDE_DATASET": make_dataset(root / "wide", TINY.replace("features=16", "features=24")),
         "CORRUPT_DATASET": _copy_with(data, root / "corrupt",
                                       lambda d: flip_byte(d / "part-00001" / "x.npy")),
         "TRUNCATED_DATASET": _copy_with(data, root / "truncated", _truncate),
@@ -188,7 +190,8 @@ def _pattern(line: str, names: dict[str, str]) -> re.Pattern[str]:
 
 
 def _marks(row: Row) -> list[pytest.MarkDecorator]:
-    return [pytest.mark.slow] if "giantgcn-train" in row.command else []  # imports torch
+    slow = "giantgcn-train" in row.command or "giantgcn-predict" in row.command  # imports torch
+    return [pytest.mark.slow] if slow else []
 
 
 @pytest.mark.parametrize("row", [pytest.param(r, id=r.what, marks=_marks(r)) for r in ROWS])

@@ -35,9 +35,10 @@ def make_model(arch: str, in_dim: int, classes: int, layers: int = 2) -> torch.n
 def full_graph_logits(model, g, csr) -> np.ndarray:
     """One process, whole graph, the model's own forward pass (every neighbour)."""
     model.eval()
+    n = g.num_nodes
     sampler = NeighborSampler(csr.indptr, csr.indices, [-1] * model.num_layers, degree=csr.degree(),
-                              global_ids=np.arange(N))
-    sub = sampler.sample(np.arange(N), seed=0)
+                              global_ids=np.arange(n))
+    sub = sampler.sample(np.arange(n), seed=0)
     x = torch.from_numpy(np.asarray(g.x, dtype=np.float32)[sub.node_ids.numpy()])
     with torch.no_grad():
         return model(x, sub).numpy()

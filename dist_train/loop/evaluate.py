@@ -1,8 +1,10 @@
 """Distributed evaluation: each rank scores its own inner val/test nodes; counts are summed.
 
 With every neighbour (the default ``eval_fanouts``) and a model that allows it, the
-logits come layer by layer over the whole local graph (``dist_train.model.layerwise``: the
-same logits as full-neighbourhood batches, at a fraction of the time and memory);
+logits are exact: layer by layer across ranks, boundary rows fetched from their owners
+(``dist_train.predict.exact``, issue 11), so val/test accuracy no longer depends on the
+halo depth and equals ``giantgcn-predict``'s. Without the rank's stored parts (a graph
+built by hand) the layers run over the local graph only (``dist_train.model.layerwise``);
 otherwise from sampled batches.
 
 Accuracy is reduced over ranks, never printed per rank (ANCHORS: evaluation "printed per
@@ -19,6 +21,7 @@ import torch
 
 from dist_train.data.shards import LocalGraph
 from dist_train.model.layerwise import layerwise_logits
+from dist_train.predict.exact import RankParts, exact_layers
 from dist_train.runtime import process_group as pg
 from dist_train.sampling.batches import eval_batches, mix_seed
 from dist_train.sampling.prefetch import Prefetcher
@@ -77,15 +80,36 @@ def _count_correct_layerwise(model: torch.nn.Module, graph: LocalGraph, splits: 
     return correct, int(not bool(torch.isfinite(logits).all()))
 
 
+def _count_correct_exact(model: torch.nn.Module, shard: RankParts, chunk: int,
+                         device: torch.device) -> tuple[list[int], int]:
+    """(correct val and test predictions, 1 if any logit is non-finite) from exact logits of
+    every own node (``dist_train.predict.exact``: collectives, so every rank must call it)."""
+    from dist_train.exchange import Exchange
+
+    own, outs, _ = exact_layers(model, shard, Exchange(device=device), chunk, device)
+    pred = outs[-1].argmax(axis=1)
+    correct = [0, 0]
+    for part, pos in zip(shard.parts, own.part_pos, strict=True):
+        for i, name in enumerate(("val_idx", "test_idx")):
+            idx = np.asarray(getattr(part, name))
+            correct[i] += int((pred[pos[idx]] == np.asarray(part.y)[idx]).sum())
+    return correct, int(not bool(np.isfinite(outs[-1]).all()))
+
+
 def distributed_eval(model: torch.nn.Module, sampler: NeighborSampler, graph: LocalGraph,
-             batch_size: int, seed: int, device: torch.device) -> EvalResult:
+             batch_size: int, seed: int, device: torch.device,
+             exact: RankParts | None = None) -> EvalResult:
     """Score val and test on every rank, then one all-reduce of five numbers.
 
     ``model`` is the bare module, not its DDP wrapper: DDP's forward would add a
-    collective per batch, and ranks have different numbers of eval batches.
+    collective per batch, and ranks have different numbers of eval batches. ``exact``:
+    the rank's stored parts, for exact full-neighbourhood logits across ranks.
     """
     model.eval()
-    if all(f == -1 for f in sampler.fanouts) and model.layerwise_exact:
+    full = all(f == -1 for f in sampler.fanouts) and model.layerwise_exact
+    if full and exact is not None:
+        (cv, ct), nonfinite = _count_correct_exact(model, exact, batch_size, device)
+    elif full:
         (cv, ct), nonfinite = _count_correct_layerwise(model, graph, [graph.val_idx, graph.test_idx],
                                                        batch_size, device)
     else:

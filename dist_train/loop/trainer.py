@@ -38,6 +38,7 @@ from dist_train.loop.resume import apply_optim_config, check_resumable, resumed_
 from dist_train.loop.schedule import build_scheduler
 from dist_train.loop.timed_allreduce import attach_timed_allreduce
 from dist_train.model.models import build_model
+from dist_train.predict.exact import rank_parts
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.signals import StopFlag, clear_stop_record, write_stop_record
 from dist_train.sampling.batches import mix_seed
@@ -84,6 +85,9 @@ class Trainer:
         self.eval_sampler = NeighborSampler(self.eval_graph.indptr, self.eval_graph.indices,
                                             eval_fanouts, degree=self.eval_graph.degree,
                                             replace=False, global_ids=self.eval_graph.global_ids)
+        # full-neighbourhood evaluation is exact across ranks (issue 11): needs the stored parts
+        self.eval_parts = (rank_parts(cfg.data.path, rank, world_size) if cfg.data.path and
+                           all(f == -1 for f in eval_fanouts) and self.model.layerwise_exact else None)
         self.pos = Position()
         self.metrics = MetricsLog(run_dir, enabled=rank == 0)
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -210,7 +214,11 @@ class Trainer:
 
     # ---- evaluation -----------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
-        if self.exact_eval is not None:
+        if self.eval_parts is not None:  # every neighbour: exact layer by layer (issue 11)
+            result = distributed_eval(self.model, self.eval_sampler, self.eval_graph,
+                                      self.cfg.sampler.eval_batch_size, self.cfg.train.seed, self.device,
+                                      exact=self.eval_parts)
+        elif self.exact_eval is not None:
             result = exact_eval(self.model, self.exact_eval, self.graph, self.cfg.sampler.eval_batch_size,
                                 self.cfg.train.seed, self.device)
         else:

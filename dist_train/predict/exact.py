@@ -50,6 +50,20 @@ class RankParts:
     world_size: int
 
 
+def rank_parts(data_dir: str | Path, rank: int, world_size: int) -> RankParts:
+    """This rank's parts under the training plan (``assign_parts`` on the manifest's train
+    counts), memory-mapped; DatasetError / InputError as ``load_partition`` and ``assign_parts``."""
+    from dist_train.data.shards import assign_parts
+    from partition import load_manifest, load_partition
+
+    manifest = load_manifest(data_dir)
+    plan = assign_parts([int(p["num_train"]) for p in manifest["parts"]], world_size)
+    part_rank = np.empty(manifest["num_parts"], dtype=np.int64)
+    for r, ps in enumerate(plan):
+        part_rank[ps] = r
+    return RankParts([load_partition(data_dir, p) for p in plan[rank]], part_rank, rank, world_size)
+
+
 class OwnNodes:
     """The rank's inner nodes over all its parts, sorted by global id (the rows it serves)."""
 
@@ -80,6 +94,8 @@ class LayerFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.reused = 0
+        """How many (layer, part) results :meth:`load` returned (not recomputed)."""
 
     def path(self, layer: int, part_id: int) -> Path:
         return self.root / f"layer-{layer}" / f"part-{part_id:05d}.npy"
@@ -93,7 +109,10 @@ class LayerFiles:
             a = np.load(path, mmap_mode="r")
         except (OSError, ValueError):
             return None
-        return a if a.shape == shape and a.dtype == np.float32 else None
+        if a.shape != shape or a.dtype != np.float32:
+            return None
+        self.reused += 1
+        return a
 
     def save(self, layer: int, part_id: int, rows: np.ndarray) -> None:
         path = self.path(layer, part_id)

@@ -1,0 +1,118 @@
+"""What ``giantgcn-predict`` takes from a run directory: its resolved config and weights.
+
+A run directory (``giantgcn-train --out RUN``) holds ``config.yaml`` (the resolved config),
+``model.pt`` (final and best weights, written when training ends) and ``checkpoints/``
+(``ckpt-eEEEEEE-sSSSSSSSS.pt`` with a ``.sha256`` sidecar, carrying the dataset's manifest
+id). Every mismatch is one line naming the flag: a run that is not one, a checkpoint
+that is missing or damaged, weights of another model shape, a dataset that is not the
+run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dist_train.config.schema import Config, load_config
+from dist_train.loop.checkpoint import checkpoint_dir, list_checkpoints
+from dist_train.model.models import build_model
+from partition.errors import InputError
+
+
+@dataclass
+class RunWeights:
+    """The model to apply and where its weights came from."""
+
+    cfg: Config
+    model: torch.nn.Module
+    source: Path
+    """The file the weights were read from."""
+    which: str
+    """``best`` (best validation epoch), ``final`` or ``checkpoint``."""
+    sha256: str
+    """Of the weights file: the prediction manifest names it."""
+
+
+def manifest_id(data_dir: str | Path) -> str:
+    """The id training records for a dataset: sha256 of its manifest.json, 16 hex digits."""
+    return hashlib.sha256(Path(data_dir, "manifest.json").read_bytes()).hexdigest()[:16]
+
+
+def _read(path: Path, flag: str) -> tuple[dict, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{flag} {path}: cannot read ({err.strerror or err})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file() and sidecar.read_text().strip() != digest:
+        raise InputError(f"{flag} {path}: sha256 does not match {sidecar.name} (damaged checkpoint)")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a damaged file
+        raise InputError(f"{flag} {path}: not a giantgcn checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise InputError(f"{flag} {path}: not a giantgcn checkpoint (no model weights)")
+    return state, digest
+
+
+def _weights_file(run: Path, checkpoint: str | None) -> tuple[Path, str]:
+    if checkpoint:
+        path = checkpoint_dir(run) / checkpoint
+        if not path.is_file():
+            names = ", ".join(r.path.name for r in list_checkpoints(run)) or "none"
+            raise InputError(f"--checkpoint {checkpoint}: no such file in {checkpoint_dir(run)} "
+                             f"(checkpoints there: {names})")
+        return path, "--checkpoint"
+    path = run / "model.pt"
+    if not path.is_file():
+        raise InputError(f"--run {run}: no model.pt (training has not finished); name a checkpoint "
+                         "with --checkpoint")
+    return path, "--run"
+
+
+def _run_dataset_id(run: Path) -> str | None:
+    """The manifest id the run trained on, from its newest checkpoint (None if none says)."""
+    for ref in reversed(list_checkpoints(run)):
+        try:
+            state = torch.load(ref.path, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 - a damaged older checkpoint: try the previous
+            continue
+        ident = state.get("identity") if isinstance(state, dict) else None
+        if isinstance(ident, dict) and ident.get("manifest"):
+            return str(ident["manifest"])
+    return None
+
+
+def load_run(run: str | Path, checkpoint: str | None, data_dir: str | Path, manifest: dict) -> RunWeights:
+    """The run's model with the weights to apply; InputError naming ``--run``,
+    ``--checkpoint`` or ``--data`` when they do not fit together."""
+    run = Path(run)
+    if not run.is_dir():
+        raise InputError(f"--run {run}: no such run directory")
+    if not (run / "config.yaml").is_file():
+        raise InputError(f"--run {run}: not a giantgcn run (no config.yaml)")
+    cfg = load_config(run / "config.yaml", [f"data.path={data_dir}"])
+    path, flag = _weights_file(run, checkpoint)
+    state, digest = _read(path, flag)
+    weights, which = state["model"], "checkpoint" if checkpoint else "final"
+    if not checkpoint and state.get("best_model") is not None:
+        weights, which = state["best_model"], "best"
+    m = cfg.model
+    model = build_model(m.arch, int(manifest["num_features"]), m.hidden, int(manifest["num_classes"]),
+                        m.num_layers, m.dropout, m.norm, m.gcn_norm)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
+        raise InputError(f"{flag} {path}: weights of another model shape or dataset ({first})") from None
+    ident = state.get("identity") if isinstance(state.get("identity"), dict) else None
+    trained_on = ident.get("manifest") if ident else _run_dataset_id(run)
+    if trained_on and trained_on != manifest_id(data_dir):
+        raise InputError(f"--data {data_dir}: not the dataset run {run} was trained on (manifest id "
+                         f"{manifest_id(data_dir)}, the run's {trained_on})")
+    return RunWeights(cfg=cfg, model=model, source=path, which=which, sha256=digest)
