@@ -151,6 +151,7 @@ def test_a_host_killed_mid_epoch_is_named_and_the_job_resumes_when_it_is_back(ho
         hosts.kill(2)  # every process of host 2: its torchrun agent and its rank
         assert wait_for(lambda: ERR in _log(tmp_path, 1), TIMEOUT_S + 10), _log(tmp_path, 1)[-3000:]
         waited = time.monotonic() - t0
+        print(f"host 2 killed: rank 0 failed {waited:.1f}s later (dist.timeout_s={TIMEOUT_S})")
         _lost_line(_log(tmp_path, 1), 1, 2)
         # the host is back: torchrun there rejoins; node1's agent restarts its rank
         procs[1] = hosts.popen(2, cmd, tmp_path / "host2-back.log", _agent_env())
@@ -174,6 +175,7 @@ def test_a_link_down_longer_than_the_timeout_ends_every_rank(hosts, data, tmp_pa
         both = lambda: all(ERR in _log(tmp_path, i) for i in (1, 2))  # noqa: E731
         assert wait_for(both, TIMEOUT_S + 15), _log(tmp_path, 1)[-3000:] + _log(tmp_path, 2)[-3000:]
         waited = time.monotonic() - t0
+        print(f"link down: both ranks failed {waited:.1f}s later (dist.timeout_s={TIMEOUT_S})")
         _lost_line(_log(tmp_path, 1), 1, 2)
         _lost_line(_log(tmp_path, 2), 0, 1)
         assert wait_for(lambda: not hosts.workers(1) and not hosts.workers(2), 15), "a rank still runs"
