@@ -93,9 +93,10 @@ class FeatureSource:
     array: np.ndarray | None = None
 
 
-def block_rows(num_cols: int, itemsize: int, budget: int = BLOCK_BYTES) -> int:
-    """Rows per block so that a block of ``num_cols`` x ``itemsize`` bytes stays near ``budget``."""
-    return max(1, budget // max(1, num_cols * itemsize))
+def block_rows(num_cols: int, itemsize: int, budget: int | None = None) -> int:
+    """Rows per block so that a block of ``num_cols`` x ``itemsize`` bytes stays near ``budget``
+    (default :data:`BLOCK_BYTES`, read at call time)."""
+    return max(1, (BLOCK_BYTES if budget is None else budget) // max(1, num_cols * itemsize))
 
 
 def array_features(x: np.ndarray, where: str) -> FeatureSource:

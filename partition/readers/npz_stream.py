@@ -48,6 +48,19 @@ def _read_header(f: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dt
     return tuple(int(d) for d in shape), bool(fortran), dtype
 
 
+def _skip(f: IO[bytes], nbytes: int, stored: bool) -> None:
+    """Move ``nbytes`` forward: a seek when stored; when deflated, decompress and drop
+    ``CHUNK_BYTES`` at a time (``ZipExtFile.seek`` would hold 16 MiB reads)."""
+    if stored:
+        f.seek(nbytes, 1)
+        return
+    while nbytes > 0:
+        got = len(f.read(min(CHUNK_BYTES, nbytes)))
+        if got == 0:
+            return  # the caller's next read reports the truncation
+        nbytes -= got
+
+
 class NpzMember:
     """One array of an ``.npz`` file: ``shape``, ``dtype``, ``fortran_order``, and chunks.
 
@@ -77,8 +90,8 @@ class NpzMember:
         try:
             with _open_zip(self.path) as zf, zf.open(f"{self.name}.npy") as f:
                 _read_header(f, self.where)
-                if start:
-                    f.seek(start * self.dtype.itemsize, 1)  # a deflated member decompresses up to here
+                stored = zf.getinfo(f"{self.name}.npy").compress_type == zipfile.ZIP_STORED
+                _skip(f, start * self.dtype.itemsize, stored)
                 done = 0
                 while done < count:
                     n = min(step, count - done)
