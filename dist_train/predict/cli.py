@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import resource
 import sys
 import time
 from pathlib import Path
@@ -106,11 +107,15 @@ def _predict(args, world, manifest, weights, plan, device) -> tuple[dict, float]
         exact_layers(model, shard, Exchange(device=device), args.chunk, device, files, bar.update)
     compute_s = time.perf_counter() - t0
     reused = int(pg.all_reduce_sum(float(files.reused)))  # also: every part's last layer is on disk
+    rss = [0.0] * world.world_size
+    rss[world.rank] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    rss = pg.all_reduce_sum(rss)
     if world.rank != 0:
         return {}, compute_s
     parts = [load_partition(args.data, p) for p in range(manifest["num_parts"])]
     info = _info(args, manifest, weights) | {"timings_s": {"compute": round(compute_s, 3)},
                                               "world_size": world.world_size,
+                                              "peak_rss_mib_per_rank": [round(v, 1) for v in rss],
                                               "reused": [reused, manifest["num_parts"] * model.num_layers]}
     out = write_predictions(Path(args.out), args.force, files, parts, info, model.num_layers,
                             int(manifest["num_classes"]), weights.cfg.model.hidden, args.dtype,
