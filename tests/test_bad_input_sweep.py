@@ -152,6 +152,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         "EMPTY_TRAIN_DATASET": _empty_train_dataset(root / "empty-train-dataset"),
         "BAD_KEY_YAML": _write(root / "bad-key.yaml", "optim:\n  lrr: 0.1\n"),
         "BAD_SYNTAX_YAML": _write(root / "bad-syntax.yaml", "optim: [lr: 0.1\n"),
+        "BROKEN_MODELS_PY": Path(__file__).with_name("broken_models.py"),
     }
     named["NOT_A_DATASET"].mkdir()
     (named["NOT_A_DATASET"] / "notes.txt").write_text("stray\n")

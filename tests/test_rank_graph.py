@@ -15,9 +15,9 @@ import pytest
 import torch
 from fault_helpers import TINY
 
-from dist_train.cli import warn_if_halo_short
 from dist_train.config.schema import load_config
 from dist_train.data.shards import LocalGraph, assign_parts, load_local_graph
+from dist_train.loop.setup import warn_if_halo_short
 from dist_train.model.models import build_model
 from dist_train.sampling.sampler import NeighborSampler
 from partition.cli import main as partition_main

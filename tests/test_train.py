@@ -20,8 +20,8 @@ from partition_helpers import clustered_edges, make_source
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dist_train import cli
-from dist_train.cli import prepare_rank
 from dist_train.config.schema import load_config
+from dist_train.loop.setup import prepare_rank
 from dist_train.loop.trainer import Trainer
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.env import World
@@ -149,7 +149,6 @@ def test_the_cli_frees_ddp_before_it_destroys_the_process_group(tmp_path, monkey
         destroy()
 
     monkeypatch.setattr(pg, "destroy_distributed", checked_destroy)
-    monkeypatch.setattr(cli, "install_stop_handlers", lambda flag: None)  # leave pytest's signals alone
     for var in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
         monkeypatch.delenv(var, raising=False)
     assert cli.main(["--data", str(data), "--out", str(tmp_path / "run"), *SMALL, "train.epochs=1"]) == 0

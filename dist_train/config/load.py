@@ -2,7 +2,7 @@
 
 The half of :mod:`dist_train.config.schema` that reads text: every value is checked against the
 type annotation of its dataclass field (``int``, ``float``, ``bool``, ``str``,
-``list[int]``, ``Literal[...]``, ``X | None``) so ``optim.lr=abc`` or ``train.epochs=1.5``
+``list[int]``, ``dict[str, Any]``, ``Literal[...]``, ``X | None``) so ``optim.lr=abc`` or ``train.epochs=1.5``
 is one line naming the key, the expected type and the value, never a traceback later.
 """
 
@@ -61,23 +61,31 @@ def read_yaml(path: str, sections: Sections) -> list[tuple[str, Any]]:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise InputError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    return mapping_pairs(data, path, sections)
+
+
+def mapping_pairs(data: Any, where: str, sections: Sections) -> list[tuple[str, Any]]:
+    """The (dotted key, typed value) pairs of ``{section: {key: value}}``; errors name ``where``.
+
+    What a YAML file and the Python API's config dict both go through. Raises InputError.
+    """
     if data is None:
         return []
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of sections ({', '.join(sections)}), "
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: expected a mapping of sections ({', '.join(sections)}), "
                          f"got {type(data).__name__}")
     pairs = []
     for section, body in data.items():
         if body is None:
             continue
-        if not isinstance(body, dict):
-            raise InputError(f"{path}: {section}: expected a mapping of keys, got {body!r}")
+        if not isinstance(body, Mapping):
+            raise InputError(f"{where}: {section}: expected a mapping of keys, got {body!r}")
         for name, value in body.items():
             key = f"{section}.{name}"
             try:
                 pairs.append((key, coerce(key, value, field_type(key, sections))))
             except InputError as err:
-                raise InputError(f"{path}: {err}") from None
+                raise InputError(f"{where}: {err}") from None
     return pairs
 
 
@@ -88,7 +96,8 @@ def parse_override(item: str, sections: Sections) -> tuple[str, Any]:
     if not eq or not key:
         raise InputError(f"override {item!r}: expected key=value, e.g. optim.lr=0.003")
     tp = field_type(key, sections)
-    if str in (tp, *get_args(tp)):  # paths stay verbatim: YAML would turn "on" into True
+    if tp is str or (get_origin(tp) in (Union, UnionType) and str in get_args(tp)):
+        # paths stay verbatim: YAML would turn "on" into True
         nullable = type(None) in get_args(tp)
         return key, None if nullable and raw.strip() in ("", "null", "~") else raw
     try:
@@ -150,6 +159,12 @@ def _convert(value: Any, tp: Any) -> Any:
         if not isinstance(value, list):
             raise _Mismatch
         return [_convert(v, args[0]) for v in value]
+    if origin is dict:  # keyword arguments passed through to a user's class: any YAML value
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise _Mismatch
+        return {k: _convert(v, args[1]) for k, v in value.items()}
+    if tp is Any:
+        return value
     if tp in _SCALARS:
         return _SCALARS[tp](value)
     raise TypeError(f"config field type {tp!r} is not supported by the loader")
@@ -164,4 +179,6 @@ def type_name(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin is list:
         return f"a list of {type_name(args[0])}"
-    return tp.__name__
+    if origin is dict:
+        return "a mapping of names to values, e.g. {heads: 8}"
+    return getattr(tp, "__name__", str(tp))

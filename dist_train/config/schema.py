@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -21,7 +22,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from dist_train.config import ranges as R
-from dist_train.config.load import ConfigError, parse_override, read_yaml
+from dist_train.config.load import ConfigError, mapping_pairs, parse_override, read_yaml
 from partition.errors import InputError
 
 __all__ = ["Config", "ConfigError", "DataConfig", "DistConfig", "ModelConfig", "OptimConfig",
@@ -84,11 +85,18 @@ class SamplerConfig:
             R.at_most(getattr(self, name), R.INT64_MAX, f"{s}.{name}", "a numpy int64 size")
 
 
+BUILTIN_ARCHS = ("gcn", "sage")
+ARCH_SPEC = re.compile(r"(?:[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*|[^:]+\.py):[A-Za-z_]\w*")
+"""``package.module:ClassName`` or ``path/to/file.py:ClassName``."""
+
+
 @dataclass
 class ModelConfig:
     section: ClassVar[str] = "model"
-    arch: Literal["gcn", "sage"] = "gcn"
-    """Convolution: PyG ``GCNConv`` or ``SAGEConv``."""
+    arch: str = "gcn"
+    """"gcn" (PyG ``GCNConv``), "sage" (``SAGEConv``), or your own ``torch.nn.Module`` as
+    ``package.module:ClassName`` or ``path/to/file.py:ClassName`` (the contract:
+    ``dist_train/model/custom.py``, README "Your own model")."""
     hidden: int = 128
     """Hidden channels of every layer but the last."""
     num_layers: int = 2
@@ -101,9 +109,18 @@ class ModelConfig:
     """GCN edge weights: "global" = exact symmetric normalisation with the global degrees
     stored in the shards (scaled for sampling); "sampled" = ``GCNConv``'s own
     normalisation inside the sampled subgraph."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for your own model's constructor, e.g. ``{heads: 8}``
+    (only with ``arch: package.module:ClassName``)."""
 
     def __post_init__(self) -> None:
         s = self.section
+        _check(self.arch in BUILTIN_ARCHS or ARCH_SPEC.fullmatch(self.arch) is not None, s, "arch",
+               f"expected one of {', '.join(map(repr, BUILTIN_ARCHS))} or package.module:ClassName, "
+               f"got {self.arch!r}")
+        _check(not self.kwargs or self.arch not in BUILTIN_ARCHS, s, "kwargs",
+               f"{self.kwargs} given, but model.arch={self.arch!r} is built in and takes none "
+               "(model.kwargs is for package.module:ClassName models)")
         _check(self.hidden >= 1, s, "hidden", f"{self.hidden} is not >= 1")
         R.at_most(self.hidden, R.MAX_HIDDEN, f"{s}.hidden",
                   "a hidden x hidden float32 weight of 16 GiB, three copies with Adam")
@@ -257,15 +274,23 @@ SECTIONS: dict[str, type] = {
 }
 
 
-def load_config(yaml_path: str | Path | None, overrides: Sequence[str] = ()) -> Config:
-    """Defaults < YAML file < ``key=value`` overrides. Raises InputError naming the key."""
+def load_config(yaml_path: str | Path | None, overrides: Sequence[str] = (),
+                base: Mapping[str, Any] | None = None) -> Config:
+    """Defaults < ``base`` < YAML file < ``key=value`` overrides. Raises InputError naming the key.
+
+    ``base`` is a nested ``{section: {key: value}}`` mapping (the Python API's config dict,
+    or ``config_to_dict`` of a ``Config``), checked exactly like a YAML file.
+    """
     values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     origin: dict[str, str] = {}  # dotted key -> where its value came from, for messages
+    sources = [("config", mapping_pairs(base, "config", SECTIONS) if base is not None else [])]
     if yaml_path:
-        for key, value in read_yaml(str(yaml_path), SECTIONS):
+        sources.append((str(yaml_path), read_yaml(str(yaml_path), SECTIONS)))
+    for where, pairs in sources:
+        for key, value in pairs:
             section, name = key.split(".")
             values[section][name] = value
-            origin[key] = str(yaml_path)
+            origin[key] = where
     for item in overrides:
         key, value = parse_override(item, SECTIONS)
         section, name = key.split(".")

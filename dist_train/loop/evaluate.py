@@ -106,7 +106,8 @@ def distributed_eval(model: torch.nn.Module, sampler: NeighborSampler, graph: Lo
     the rank's stored parts, for exact full-neighbourhood logits across ranks.
     """
     model.eval()
-    full = all(f == -1 for f in sampler.fanouts) and model.layerwise_exact
+    # a user's model without ``layerwise_exact`` is scored on sampled batches (model/custom.py)
+    full = all(f == -1 for f in sampler.fanouts) and getattr(model, "layerwise_exact", False)
     if full and exact is not None:
         (cv, ct), nonfinite = _count_correct_exact(model, exact, batch_size, device)
     elif full:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from dist_train.config.schema import OptimConfig
+from dist_train.config.schema import Config, OptimConfig, config_to_dict
 from dist_train.sampling.elastic import Segment, describe_change, next_segments
 from partition.errors import InputError
 
@@ -33,8 +33,14 @@ def flatten(cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def config_changes(old: dict[str, dict[str, Any]],
                    new: dict[str, dict[str, Any]]) -> list[tuple[str, Any, Any]]:
-    """``(key, old value, new value)`` for every key whose value differs, sorted by key."""
+    """``(key, old value, new value)`` for every key whose value differs, sorted by key.
+
+    A key the old config lacks (a checkpoint of an older giantgcn, before the key existed)
+    counts as its default, so adding a config key never makes old runs unresumable.
+    """
     a, b = flatten(old), flatten(new)
+    defaults = flatten(config_to_dict(Config()))
+    a |= {k: defaults[k] for k in b if k not in a and k in defaults}
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 

@@ -64,7 +64,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         m = cfg.model
         self.model = build_model(m.arch, graph.x.shape[1], m.hidden, num_classes, m.num_layers,
-                                 m.dropout, m.norm, m.gcn_norm).to(device)
+                                 m.dropout, m.norm, m.gcn_norm, m.kwargs).to(device)
         self.ddp = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.allreduce_clock = attach_timed_allreduce(self.ddp)
         o = cfg.optim

@@ -23,11 +23,13 @@ when it narrows. ``A (X W) = (A X) W``, so the result is the same.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from dist_train.model.csr_ops import csr_aggregate, relu_dropout
+from dist_train.model.custom import build_custom_model, is_custom
 from dist_train.sampling.sampler import SampledSubgraph
 
 ARCHS = ("gcn", "sage")
@@ -186,9 +188,17 @@ def _target_ptr(sub: SampledSubgraph, n_dst: int) -> torch.Tensor:
 
 
 def build_model(arch: str, in_dim: int, hidden: int, num_classes: int, num_layers: int,
-                dropout: float, norm: str = "none", gcn_norm: str = "global") -> nn.Module:
-    """A ``GNN``; forward ``(x, sub) -> [sub.num_seeds, num_classes]`` logits.
+                dropout: float, norm: str = "none", gcn_norm: str = "global",
+                kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """A ``GNN``, or the user's class for ``arch="package.module:ClassName"``
+    (``dist_train.model.custom``); forward ``(x, sub) -> [sub.num_seeds, num_classes]`` logits.
 
-    Parameters depend only on the torch RNG state (call ``torch.manual_seed`` first).
+    ``kwargs`` (``model.kwargs``) go to a user's constructor only. Parameters depend only
+    on the torch RNG state (call ``torch.manual_seed`` first). Raises InputError for a
+    user's class that cannot be imported or built.
     """
+    if is_custom(arch):
+        keys = {"hidden": hidden, "num_layers": num_layers, "dropout": dropout, "norm": norm,
+                "gcn_norm": gcn_norm}
+        return build_custom_model(arch, in_dim, num_classes, keys, dict(kwargs or {}))
     return GNN(arch, in_dim, hidden, num_classes, num_layers, dropout, norm, gcn_norm)

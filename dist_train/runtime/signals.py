@@ -17,6 +17,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +80,21 @@ def read_stop_record(run_dir: Path, since: float) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return rec if isinstance(rec, dict) and float(rec.get("time", 0)) >= since else None
+@contextmanager
+def stop_handlers(flag: StopFlag) -> Iterator[StopFlag]:
+    """:func:`install_stop_handlers` for the duration of a run, then the previous handlers.
+
+    A run started from a notebook or a user's own launcher leaves the process's signal
+    handling as it found it. Off the main thread Python allows no handlers: the run then
+    simply does not react to the stop signals (the caller's thread owns them).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    install_stop_handlers(flag)
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
