@@ -28,6 +28,7 @@ demo: setup
 	rm -rf $(RUN)
 	$(BIN)/torchrun --standalone --nproc-per-node $(NPROC) -m dist_train \
 	  --data $(DATA) --config configs/default.yaml --out $(RUN)
+	@echo "curves: $(RUN)/curves.png (redraw or compare runs: $(BIN)/giantgcn-plot $(RUN) ...)"
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -39,8 +39,10 @@ from dist_train.loop.setup import (
     prepare_rank,
     warn_if_halo_short,
 )
+from dist_train.loop.tensorboard import require_tensorboard
 from dist_train.loop.trainer import Trainer
 from dist_train.netsetup import InterfaceSetter, name_the_lost
+from dist_train.report.cli import plot_after_run
 from dist_train.runtime import peers
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.agreement import check_ranks_agree
@@ -136,6 +138,8 @@ def _setup(cfg: Config, world: World, run_dir: Path, resume: bool) -> tuple[Any,
         check_run_dir(run_dir)
         graph, manifest, _ = prepare_rank(cfg, world, run_dir)
         check_user_model(cfg, graph, int(manifest["num_classes"]))
+        if cfg.train.tensorboard:
+            require_tensorboard()
         if resume and not (run_dir / "checkpoints").is_dir():
             raise InputError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
     except InputError as err:
@@ -163,7 +167,10 @@ def _run(cfg: Config, world: World, device: torch.device, run_dir: Path, resume:
         trainer = Trainer(cfg, graph, int(manifest["num_classes"]), world.rank, world.world_size,
                           device, run_dir, stop=stop,
                           identity={"manifest": manifest_id, "config": config_hash(cfg)})
-        return trainer.fit()
+        final = trainer.fit()
+        if world.rank == 0 and cfg.train.plot:
+            plot_after_run(run_dir)
+        return final
     finally:
         # DDP's reducer holds a reference to the process group. Freed after the group is
         # destroyed, it runs gloo's blocking destructor with the GIL held while gloo's

@@ -17,6 +17,7 @@ from dist_train.api import DistributedError, DivergenceError, Preempted, resolve
 from dist_train.loop.metrics import summary_line
 from dist_train.loop.setup import prepare_rank, warn_if_halo_short
 from dist_train.netsetup import InterfaceSetter
+from dist_train.report.cli import plot
 from dist_train.runtime.env import discover_world_from_os
 from dist_train.runtime.signals import EXIT_REQUEUE
 from partition.errors import InputError, print_error_line
@@ -43,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true",
                     help="require a checkpoint in --out and continue from it (a run directory that "
                          "holds a checkpoint is resumed automatically anyway)")
+    ap.add_argument("--plot", nargs="+", metavar="RUN_DIR",
+                    help="draw curves.png of finished or running run directories and exit (several: "
+                         "one figure, ./curves.png); same as giantgcn-plot")
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=0.003")
     return ap.parse_args(argv)
 
@@ -54,6 +58,9 @@ def setup_logging(rank: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command line as a call of :func:`dist_train.api.train`; prints the closing line."""
+    if args.plot:
+        print(f"{PROG}: wrote {plot(args.plot)}")
+        return 0
     cfg = resolve_config(args.config, args.data, args.overrides)
     world = discover_world_from_os()
     setup_logging(world.rank)

@@ -25,8 +25,10 @@ LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_A
                "PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")
 
 TINY = "synthetic:nodes=2000,features=16,classes=4,degree=8"
-FAST = ["sampler.batch_size=16", "sampler.fanouts=[5,5]", "model.hidden=16", "train.log_every=1000"]
-"""A run of about 38 steps per epoch per rank, a few hundred milliseconds an epoch."""
+FAST = ["sampler.batch_size=16", "sampler.fanouts=[5,5]", "model.hidden=16", "train.log_every=1000",
+        "train.plot=false"]
+"""A run of about 38 steps per epoch per rank, a few hundred milliseconds an epoch (and no
+curves.png: drawing it costs 2-5 s a run here; tests/test_tensorboard.py checks it is drawn)."""
 
 
 def fault_rng() -> tuple[int, random.Random]:

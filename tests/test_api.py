@@ -17,9 +17,9 @@ from dist_train.config.schema import load_config
 from partition.errors import InputError
 
 CONFIG = {"sampler": {"batch_size": 16, "fanouts": [5, 5], "prefetch": 2},
-          "model": {"hidden": 16}, "train": {"epochs": 2, "max_steps_per_epoch": 8, "log_every": 1000}}
+          "model": {"hidden": 16}, "train": {"epochs": 2, "max_steps_per_epoch": 8, "log_every": 1000, "plot": False}}
 FLAT = ["sampler.batch_size=16", "sampler.fanouts=[5,5]", "sampler.prefetch=2", "model.hidden=16",
-        "train.epochs=2", "train.max_steps_per_epoch=8", "train.log_every=1000"]
+        "train.epochs=2", "train.max_steps_per_epoch=8", "train.log_every=1000", "train.plot=false"]
 SAME_RUN = ("best_epoch", "val_acc", "test_acc", "epochs_run", "total_steps")
 
 

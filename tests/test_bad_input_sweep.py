@@ -25,7 +25,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 SECTION = "## What bad input looks like"
 ROW = re.compile(r"^\| (?P<what>[^|]+?) \| `(?P<cmd>[^`]+)` \| (?P<code>\d+) \| `(?P<line>.+)` \|$")
 PROGRAMS = {"giantgcn-partition": "partition", "giantgcn-train": "dist_train",
-            "giantgcn-predict": "dist_train.predict"}
+            "giantgcn-predict": "dist_train.predict", "giantgcn-plot": "dist_train.report"}
 LOG_LINE = re.compile(r"^\[rank \d+\] (INFO|WARNING) ")
 
 

@@ -35,7 +35,7 @@ BROKEN = Path(__file__).with_name("broken_models.py")
 GAT = f"{REPO / 'examples' / 'gat.py'}:GAT"
 KEYS = {"hidden": 8, "num_layers": 2, "dropout": 0.0, "norm": "none", "gcn_norm": "global"}
 RUN = {"sampler": {"batch_size": 32, "fanouts": [5, 5], "prefetch": 2},
-       "model": {"hidden": 16}, "train": {"epochs": 4, "log_every": 1000}}
+       "model": {"hidden": 16}, "train": {"epochs": 4, "log_every": 1000, "plot": False}}
 
 # A user's model, written outside the project: native (x, sub) style, mean of each seed's
 # sampled neighbours (hop-1 edges point into the seeds) next to its own features.

@@ -30,7 +30,7 @@ from partition.store.format import write_dataset
 
 N = 1200
 SMALL = ["sampler.batch_size=16", "sampler.fanouts=[5,5]", "sampler.eval_fanouts=[5,5]",
-         "model.hidden=8", "sampler.prefetch=2", "train.log_every=1000"]
+         "model.hidden=8", "sampler.prefetch=2", "train.log_every=1000", "train.plot=false"]
 
 
 def write_parts(out: Path, bounds: list[int], train: np.ndarray, hops: int = 1,

@@ -196,6 +196,12 @@ class TrainConfig:
     """Log the training loss every this many steps (rank 0)."""
     max_steps_per_epoch: int | None = None
     """Cap on optimizer steps per epoch (smoke tests); None = a full epoch."""
+    plot: bool = True
+    """Draw ``RUN_DIR/curves.png`` at the end of the run (rank 0; needs matplotlib, the
+    ``plot`` extra: without it the run says so in one line and ends normally)."""
+    tensorboard: bool = False
+    """Also write the scalars of ``metrics.jsonl``, per step and per epoch, as TensorBoard
+    events to ``RUN_DIR/tb/`` (rank 0; needs the ``tensorboard`` extra)."""
 
     def __post_init__(self) -> None:
         s = self.section

@@ -15,6 +15,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dist_train.loop.tensorboard import TensorBoardLog
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -23,11 +25,23 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """Append-only JSON lines; on resume, lines past the checkpoint are dropped first."""
+    """Append-only JSON lines; on resume, lines past the checkpoint are dropped first.
 
-    def __init__(self, run_dir: str | os.PathLike, enabled: bool) -> None:
+    With ``tensorboard`` the same figures also go to ``run_dir/tb`` (``loop/tensorboard.py``),
+    plus each step's loss and learning rate.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, enabled: bool, tensorboard: bool = False) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.enabled = enabled
+        self.tb = TensorBoardLog(run_dir, enabled and tensorboard)
+
+    def step(self, global_step: int, loss: float, lr: float) -> None:
+        """After optimizer step ``global_step``: its mean loss over all ranks, and the lr."""
+        self.tb.step(global_step, loss, lr)
+
+    def close(self) -> None:
+        self.tb.close()
 
     def truncate_after(self, epoch: int) -> None:
         """Keep only epoch lines with ``epoch < epoch`` (a resumed run redoes the rest)."""
@@ -45,13 +59,15 @@ class MetricsLog:
         tmp.write_text("".join(k + "\n" for k in keep))
         os.replace(tmp, self.path)
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], global_step: int = 0) -> None:
+        """Append ``record`` (an epoch line or the final line) written after ``global_step`` steps."""
         if not self.enabled:
             return
         with open(self.path, "a") as f:
             f.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        self.tb.record(record, global_step)
 
 
 @dataclass

@@ -89,12 +89,13 @@ class Trainer:
         self.eval_parts = (rank_parts(cfg.data.path, rank, world_size) if cfg.data.path and
                            all(f == -1 for f in eval_fanouts) and self.model.layerwise_exact else None)
         self.pos = Position()
-        self.metrics = MetricsLog(run_dir, enabled=rank == 0)
+        self.metrics = MetricsLog(run_dir, enabled=rank == 0, tensorboard=cfg.train.tensorboard)
         self.best_state: dict[str, torch.Tensor] | None = None
         self._stop_requested = False
         self.planner = EpochPlanner(cfg, graph, rank, world_size)
         self.timer, self.epoch_t0, self.partial = EpochTimer(), time.perf_counter(), None
         self.num_val = self.num_test = 0
+        self._step_loss = math.nan  # the last step's loss, mean over every rank's seeds
 
     # ---- the loop -------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -125,10 +126,13 @@ class Trainer:
             epoch = self.pos.epoch
             record = self.train_epoch(epoch)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                t_eval = time.perf_counter()
                 record.update(self.evaluate_and_track(epoch))
+                record["time_eval_s"] = time.perf_counter() - t_eval
             self.scheduler.step()
             self.pos.epoch, self.pos.step, self.pos.segments = epoch + 1, 0, []
-            self.metrics.write({"epoch": epoch, **record, "lr": self.optimizer.param_groups[0]["lr"]})
+            self.metrics.write({"epoch": epoch, **record, "lr": self.optimizer.param_groups[0]["lr"],
+                                "global_step": self.pos.global_step}, self.pos.global_step)
             if self.should_stop_early() or (epoch + 1) % cfg.checkpoint_every == 0:
                 self.checkpoint()
             if self.should_stop_early():
@@ -183,6 +187,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
         self.optimizer.step()
         timer.optimizer_s += time.perf_counter() - t1
+        self._step_loss = stats[0].item() / stats[1].item() if stats[1] > 0 else math.nan
         timer.loss_sum += stats[0].item()
         timer.loss_count += int(stats[1].item())
         timer.sample_s += batch.sample_s
@@ -195,6 +200,7 @@ class Trainer:
         self.pos.step = step + 1
         self.pos.global_step += 1
         bar.update(1)
+        self.metrics.step(self.pos.global_step, self._step_loss, self.optimizer.param_groups[0]["lr"])
         if self.rank == 0 and step % max(self.cfg.train.log_every, 1) == 0:
             bar.set_postfix(loss=f"{timer.loss_sum / max(timer.loss_count, 1):.4f}")
         if self._stop_requested:
@@ -313,5 +319,6 @@ class Trainer:
             torch.save({"model": self.model.state_dict(), "best_model": self.best_state,
                         "config": config_to_dict(self.cfg)}, buf)
             atomic_write(self.run_dir / "model.pt", buf.getvalue())
-        self.metrics.write(final)
+        self.metrics.write(final, self.pos.global_step)
+        self.metrics.close()
         return final
