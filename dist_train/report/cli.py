@@ -36,7 +36,10 @@ def plot(run_dirs: list[str], out: str | None = None) -> Path:
     Raises InputError (``PlotUnavailable`` without matplotlib) naming what is wrong.
     """
     from dist_train.report.curves import plot_runs
+    from dist_train.report.runs import read_run
 
+    for run_dir in run_dirs:  # the runs are named first: a bad one is the error, not --out
+        read_run(run_dir)
     target = Path(out) if out else default_out(run_dirs)
     if not target.parent.is_dir():
         raise InputError(f"--out {target}: {target.parent} is not a directory")
