@@ -22,8 +22,8 @@ from dist_train.runtime.env import discover_world_from_os
 from dist_train.runtime.signals import EXIT_REQUEUE
 from partition.errors import InputError, print_error_line
 
-__all__ = ["InterfaceSetter", "main", "parse_args", "prepare_rank", "run", "setup_logging",
-           "warn_if_halo_short"]
+__all__ = ["InterfaceSetter", "main", "parse_args", "prepare_rank", "run",
+           "setup_logging", "warn_if_halo_short"]
 # (set-up helpers re-exported from where they moved with the Python API, for older callers)
 
 PROG = "giantgcn-train"
