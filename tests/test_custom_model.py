@@ -90,6 +90,20 @@ def test_the_constructor_gets_in_out_dims_the_keys_it_names_and_model_kwargs():
         constructor_kwargs("m:Named", Named, 6, 3, KEYS, {"layers": 2})
 
 
+def test_the_constructor_may_use_pyg_names_for_the_dimensions():
+    class PygNamed(nn.Module):
+        def __init__(self, in_channels, hidden_channels, out_channels, num_layers=2):
+            super().__init__()
+
+    class Example(nn.Module):
+        def __init__(self, num_features, num_classes):
+            super().__init__()
+
+    got = constructor_kwargs("m:P", PygNamed, 6, 3, KEYS, {})
+    assert got == {"in_channels": 6, "hidden_channels": 8, "out_channels": 3, "num_layers": 2}
+    assert constructor_kwargs("m:E", Example, 6, 3, KEYS, {}) == {"num_features": 6, "num_classes": 3}
+
+
 @pytest.mark.parametrize("cls, message", [
     ("OneArgForward", r"OneArgForward\.forward\(x\) must take \(x, sub\) or \(x, edge_index\)$"),
     ("NeedsHeads", r"NeedsHeads\.__init__ needs heads, which giantgcn does not pass: give it a default "

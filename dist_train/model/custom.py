@@ -6,7 +6,9 @@ The contract, in one place (README "Your own model" points here):
 the feature width of the dataset, ``out_dim`` its number of classes, and ``keys`` are
 the ``model.*`` keys the constructor names among ``hidden``, ``num_layers`` (=
 ``len(sampler.fanouts)``), ``dropout``, ``norm``, ``gcn_norm`` (all of them if it takes
-``**kwargs``), plus every entry of ``model.kwargs`` (``model.kwargs={heads: 8}``).
+``**kwargs``), plus every entry of ``model.kwargs`` (``model.kwargs={heads: 8}``). PyG's
+names are understood too: ``in_channels`` / ``num_features`` for ``in_dim``,
+``out_channels`` / ``num_classes`` for ``out_dim``, ``hidden_channels`` for ``hidden``.
 Weights are drawn after ``torch.manual_seed(train.seed)`` on every rank.
 
 **Forward**, chosen by the name of its second parameter:
@@ -98,23 +100,35 @@ def load_model_class(spec: str) -> type[nn.Module]:
     return cls
 
 
+ALIASES = {"in_dim": ("in_channels", "num_features"), "out_dim": ("out_channels", "num_classes"),
+           "hidden": ("hidden_channels",)}
+"""Other names a constructor may use for the dimensions, as PyG's models and examples do."""
+
+
 def constructor_kwargs(spec: str, cls: type, in_dim: int, out_dim: int, keys: dict[str, Any],
                        extra: dict[str, Any]) -> dict[str, Any]:
-    """What ``cls(...)`` is called with: ``in_dim``, ``out_dim``, the model keys it names, ``extra``."""
+    """What ``cls(...)`` is called with: ``in_dim``, ``out_dim`` (or their PyG names, see
+    :data:`ALIASES`), the model keys it names (all with ``**kwargs``), and ``extra``.
+
+    Raises InputError naming the class for a required argument nothing provides and for a
+    ``model.kwargs`` entry it does not take.
+    """
     params = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    given = {"in_dim": in_dim, "out_dim": out_dim,
-             **{k: v for k, v in keys.items() if takes_any or k in params}, **extra}
+    offered = {"in_dim": in_dim, "out_dim": out_dim, **keys}
+    offered |= {alias: offered[name] for name, names in ALIASES.items() for alias in names}
+    given = {k: v for k, v in offered.items() if k in params}
+    if takes_any:
+        given |= {"in_dim": in_dim, "out_dim": out_dim, **keys}
     unknown = [k for k in extra if not takes_any and k not in params]
     if unknown:
         raise _fail(spec, f"model.kwargs {unknown} are not arguments of {cls.__name__}.__init__")
+    given |= extra
     missing = [n for n, p in params.items() if n != "self" and p.default is inspect.Parameter.empty
                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in given]
     if missing:
         raise _fail(spec, f"{cls.__name__}.__init__ needs {', '.join(missing)}, which giantgcn does "
                     f"not pass: give it a default or set model.kwargs={{{missing[0]}: ...}}")
-    if not takes_any:
-        given = {k: v for k, v in given.items() if k in params}
     return given
 
 
