@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 
 def _make_run(run: Path, data: Path, num_features: int, num_classes: int) -> None:
     cfg = load_config(None, [f"data.path={data}"])
-    run.mkdir(parents=True)
+    run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run / "config.yaml")
     torch.manual_seed(0)
     m = cfg.model
@@ -61,7 +61,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=1_000_000)
     ap.add_argument("--features", type=int, default=64)
+    ap.add_argument("--make-run", nargs=2, metavar=("RUN", "DATASET"),
+                    help="only write RUN for DATASET (initial weights; used by tests) and exit")
     args = ap.parse_args()
+    if args.make_run:
+        run, data = map(Path, args.make_run)
+        manifest = json.loads((data / "manifest.json").read_text())
+        _make_run(run, data, manifest["num_features"], manifest["num_classes"])
+        return
     with tempfile.TemporaryDirectory(prefix="predict-bench-") as tmp:
         root = Path(tmp)
         data, run = root / "ds", root / "run"

@@ -127,3 +127,38 @@ def _save_layers(rank, world, run_dir, data, root):
     """Every (layer, part) computed and saved by one rank (files do not depend on ranks)."""
     model = load_run(run_dir, None, data, load_manifest(data)).model
     exact_layers(model, rank_parts(data, rank, world), Exchange(), 100, torch.device("cpu"), LayerFiles(root))
+
+
+@pytest.mark.multiproc
+@pytest.mark.slow
+def test_sigkill_of_one_rank_mid_layer_then_rerun(tmp_path):
+    """A real torchrun run whose rank 1 is SIGKILLed once part of layer 1 is saved: the rerun
+    reuses what was finished and writes the same files as an uninterrupted run."""
+    import signal
+
+    from fault_helpers import reap, start, wait_for, workers
+
+    data, run_dir = tmp_path / "ds", tmp_path / "run"
+    _partition(data, "synthetic:nodes=100000,features=32", 4, 0)
+    run_dir.mkdir()
+    res = run([sys.executable, "benchmarks/predict_bench.py", "--make-run", str(run_dir), str(data)], timeout=200)
+    assert res.returncode == 0, res.stderr[-2000:]
+    whole = tmp_path / "whole"
+    _predict(data, run_dir, whole, "--chunk", "2000")
+    out = tmp_path / "pred"
+    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node=2", "-m", "dist_train.predict",
+           "--data", str(data), "--run-dir", str(run_dir), "--out", str(out), "--logits", "--quiet",
+           "--chunk", "2000"]
+    proc = start(cmd, tmp_path / "killed.log")
+    try:
+        layer1 = tmp_path / ".pred.work" / "layer-1"
+        assert wait_for(lambda: layer1.is_dir() and any(layer1.glob("part-*.npy")), 300)
+        workers(proc.pid)[1].send_signal(signal.SIGKILL)
+        proc.wait(120)
+    finally:
+        reap(proc)
+    assert proc.returncode != 0 and not out.exists()
+    stdout = _predict(data, run_dir, out, "--chunk", "2000")
+    reused = int(stdout.split("reused ")[1].split(" of")[0])
+    assert 5 <= reused < 8  # layer 0 (4 parts) and at least one part of layer 1 were not recomputed
+    assert _digests(out) == _digests(whole)
