@@ -18,7 +18,6 @@ Two ways in (GraphStorm users ask to embed training without its launcher, graphs
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import os
 import socket
@@ -34,7 +33,6 @@ from dist_train.data.shards import assign_parts
 from dist_train.loop.failures import DivergenceError, Preempted
 from dist_train.loop.setup import (
     agree_on_setup,
-    check_run_dir,
     check_user_model,
     prepare_rank,
     warn_if_halo_short,
@@ -43,6 +41,7 @@ from dist_train.loop.tensorboard import require_tensorboard
 from dist_train.loop.trainer import Trainer
 from dist_train.netsetup import InterfaceSetter, name_the_lost
 from dist_train.report.cli import plot_after_run
+from dist_train.rundir import RunDirLock, open_run_dir, write_on_rank0, writing
 from dist_train.runtime import peers
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.agreement import check_ranks_agree
@@ -50,6 +49,7 @@ from dist_train.runtime.env import World, discover_world_from_os
 from dist_train.runtime.process_group import DistributedError
 from dist_train.runtime.signals import StopFlag, stop_handlers
 from partition.errors import InputError
+from partition.store.identity import dataset_id
 
 __all__ = ["DistributedError", "DivergenceError", "InputError", "Preempted", "resolve_config", "train"]
 
@@ -131,11 +131,15 @@ def _joined_world() -> World:
     return World(dist.get_rank(), dist.get_world_size(), local, 1, "", 0, "existing")
 
 
-def _setup(cfg: Config, world: World, run_dir: Path, resume: bool) -> tuple[Any, dict, str]:
-    """Every rank opens its shards; a failure anywhere is raised everywhere. ``(graph, manifest, id)``."""
+def _setup(cfg: Config, world: World, run_dir: Path, resume: bool,
+           held: list[RunDirLock]) -> tuple[Any, dict, str]:
+    """Every rank opens its shards; a failure anywhere is raised everywhere. ``(graph, manifest,
+    dataset id)``; rank 0's run-directory lock goes into ``held`` (the caller releases it)."""
     graph, manifest, error = None, None, None
     try:
-        check_run_dir(run_dir)
+        lock = open_run_dir(run_dir, world.rank, world.job_id)  # one owner per --out
+        if lock is not None:
+            held.append(lock)
         graph, manifest, _ = prepare_rank(cfg, world, run_dir)
         check_user_model(cfg, graph, int(manifest["num_classes"]))
         if cfg.train.tensorboard:
@@ -145,20 +149,26 @@ def _setup(cfg: Config, world: World, run_dir: Path, resume: bool) -> tuple[Any,
     except InputError as err:
         error = str(err)
     agree_on_setup(error, world)
-    manifest_id = hashlib.sha256(Path(cfg.data.path, "manifest.json").read_bytes()).hexdigest()[:16]
-    check_ranks_agree(cfg, manifest_id)
+    data_id = dataset_id(manifest)  # from content: an identical re-partition is the same dataset
+    check_ranks_agree(cfg, data_id)
     assert manifest is not None
-    return graph, manifest, manifest_id
+    return graph, manifest, data_id
+
+
+def _write_config(cfg: Config, run_dir: Path) -> None:
+    with writing(run_dir / "config.yaml", "nothing trained yet"):
+        save_config(cfg, run_dir / "config.yaml")
 
 
 def _run(cfg: Config, world: World, device: torch.device, run_dir: Path, resume: bool,
          stop: StopFlag) -> dict[str, Any]:
     """Set-up agreed by every rank, then the training loop; the final metrics."""
     trainer: Trainer | None = None
+    held: list[RunDirLock] = []
     try:
-        graph, manifest, manifest_id = _setup(cfg, world, run_dir, resume)
+        graph, manifest, data_id = _setup(cfg, world, run_dir, resume, held)
+        write_on_rank0(_write_config, world.rank, cfg, run_dir)  # a full disk: same line on every rank
         if world.rank == 0:
-            save_config(cfg, run_dir / "config.yaml")
             counts = [int(p["num_train"]) for p in manifest["parts"]]
             log.info("world %d ranks (%s), device %s; parts per rank: %s", world.world_size,
                      world.launcher, device, assign_parts(counts, world.world_size))
@@ -166,7 +176,7 @@ def _run(cfg: Config, world: World, device: torch.device, run_dir: Path, resume:
         pg.barrier()
         trainer = Trainer(cfg, graph, int(manifest["num_classes"]), world.rank, world.world_size,
                           device, run_dir, stop=stop,
-                          identity={"manifest": manifest_id, "config": config_hash(cfg)})
+                          identity={"dataset": data_id, "config": config_hash(cfg)})
         final = trainer.fit()
         if world.rank == 0 and cfg.train.plot:
             plot_after_run(run_dir)
@@ -179,3 +189,5 @@ def _run(cfg: Config, world: World, device: torch.device, run_dir: Path, resume:
         # keeps this frame, so the name must be cleared here, not left to the caller).
         trainer = None
         gc.collect()
+        for lock in held:
+            lock.release()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,8 +126,30 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def _read_only_dir(root: Path) -> Path | None:
+    """A read-only tmpfs (as root, chmod does not stop writes); None where mount is refused."""
+    mnt = root / "read-only"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        return None
+    return mnt
+
+
+def _busy_run(root: Path) -> tuple[Path, subprocess.Popen]:
+    """A run directory whose lock a live process holds (as a running training would)."""
+    run_dir = root / "busy-run"
+    run_dir.mkdir()
+    hold = ("import sys, time; from pathlib import Path; from dist_train.rundir.lock import RunDirLock;"
+            "RunDirLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(3600)")
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], env=clean_env(),
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return run_dir, proc
+
+
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> dict[str, Path]:
+def inputs(tmp_path_factory) -> Iterator[dict[str, Path | None]]:
     import numpy as np
 
     root = tmp_path_factory.mktemp("bad-input")
@@ -161,12 +184,23 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
                "train.epochs=1"], timeout=120)  # the default model: the rows name its sizes
     assert res.returncode == 0, res.stderr[-3000:]
     named["FINISHED_RUN"] = finished
-    return named
+    named["READ_ONLY_DIR"] = _read_only_dir(root)
+    named["BUSY_RUN"], holder = _busy_run(root)
+    try:
+        yield named
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if named["READ_ONLY_DIR"] is not None:
+            subprocess.run(["umount", "-l", str(named["READ_ONLY_DIR"])], check=False)
 
 
-def _names(inputs: dict[str, Path], tmp: Path) -> dict[str, str]:
+def _names(inputs: dict[str, Path | None], tmp: Path, row_text: str) -> dict[str, str]:
     """Every capitalised name to its path; runs a row may change are fresh copies."""
-    names = {k: str(v) for k, v in inputs.items()}
+    missing = [k for k, v in inputs.items() if v is None and re.search(rf"\b{k}\b", row_text)]
+    if missing:
+        pytest.skip(f"{missing[0]} cannot be made here (mount needs root)")
+    names = {k: str(v) for k, v in inputs.items() if v is not None}
     names["FINISHED_RUN"] = str(shutil.copytree(inputs["FINISHED_RUN"], tmp / "finished-run"))
     names["OUT"], names["RUN"] = str(tmp / "out"), str(tmp / "run")
     return names
@@ -197,7 +231,7 @@ def _marks(row: Row) -> list[pytest.MarkDecorator]:
 
 @pytest.mark.parametrize("row", [pytest.param(r, id=r.what, marks=_marks(r)) for r in ROWS])
 def test_bad_input_gives_one_line(row: Row, inputs, tmp_path):
-    names = _names(inputs, tmp_path)
+    names = _names(inputs, tmp_path, row.command)
     cmd, env = _command(row, names)
     res = run(cmd, timeout=120, env=env)
     prog = row.line.split(":", 1)[0]

@@ -42,7 +42,7 @@ class FakeMPI:
 
 
 def test_torchrun():
-    assert discover_world(TORCHRUN) == World(3, 4, 1, 2, "head", 29500, "torchrun")
+    assert discover_world(TORCHRUN) == World(3, 4, 1, 2, "head", 29500, "torchrun", job_id="x")
 
 
 def test_torchrun_inside_srun_wins_over_slurm():
@@ -59,7 +59,7 @@ def test_plain_env_launch_defaults_local_fields():
 
 def test_srun_without_torchrun():
     w = discover_world(SRUN)
-    assert w == World(3, 4, 1, 2, "node007", 20000 + 123456 % 20000, "slurm")
+    assert w == World(3, 4, 1, 2, "node007", 20000 + 123456 % 20000, "slurm", job_id="123456")
 
 
 def test_srun_port_and_addr_overrides():

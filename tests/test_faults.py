@@ -190,7 +190,7 @@ def test_ranks_with_different_inputs_refuse_to_start(data, tmp_path, what):
         assert codes[rank] == 2 and len(lines) == 1, (tmp_path / f"rank{rank}.log").read_text()
         assert expected in lines[0], lines[0]
         if what == "dataset":
-            assert f"{data} (manifest sha256" in lines[0] and f"{other_data} (manifest" in lines[0]
+            assert f"{data} (dataset id" in lines[0] and f"{other_data} (dataset id" in lines[0]
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 

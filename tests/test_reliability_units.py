@@ -88,13 +88,13 @@ def test_config_changes_lists_what_differs():
 
 
 def test_resume_refuses_another_model_shape_or_dataset():
-    state = {"config": config_to_dict(_cfg()), "identity": {"manifest": "aaaa"}}
+    state = {"config": config_to_dict(_cfg()), "identity": {"dataset": "aaaa"}}
     with pytest.raises(InputError, match=r"ckpt\.pt: model.hidden was 128, now 64; a checkpoint cannot"):
-        check_resumable(state, config_to_dict(_cfg("model.hidden=64")), {"manifest": "aaaa"}, "ckpt.pt")
-    with pytest.raises(InputError, match="manifest sha256 aaaa, but --data has bbbb"):
-        check_resumable(state, config_to_dict(_cfg()), {"manifest": "bbbb"}, "ckpt.pt")
+        check_resumable(state, config_to_dict(_cfg("model.hidden=64")), {"dataset": "aaaa"}, "ckpt.pt")
+    with pytest.raises(InputError, match="dataset with id aaaa, but --data has bbbb"):
+        check_resumable(state, config_to_dict(_cfg()), {"dataset": "bbbb"}, "ckpt.pt")
     moved = config_to_dict(_cfg("data.path=/elsewhere", "optim.lr=0.1"))
-    assert check_resumable(state, moved, {"manifest": "aaaa"}, "ckpt.pt") == [("optim.lr", 0.01, 0.1)]
+    assert check_resumable(state, moved, {"dataset": "aaaa"}, "ckpt.pt") == [("optim.lr", 0.01, 0.1)]
 
 
 def test_the_new_lr_and_weight_decay_win_over_the_saved_optimizer_state():
@@ -131,8 +131,8 @@ def test_first_disagreement_names_the_key_and_every_value():
         "ranks disagree on sampler.fanouts: '[15, 10]' on ranks 0,1; '[5, 5]' on rank 2"
     d = fingerprint(_cfg("data.path=/d"), "m2")
     assert first_disagreement([a, d]) == ("ranks disagree on the dataset (--data): "
-                                          "'/a (manifest sha256 m1)' on rank 0; "
-                                          "'/d (manifest sha256 m2)' on rank 1")
+                                          "'/a (dataset id m1)' on rank 0; "
+                                          "'/d (dataset id m2)' on rank 1")
 
 
 # ---- backend failures as one line -----------------------------------------------------

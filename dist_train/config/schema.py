@@ -321,8 +321,12 @@ def save_config(cfg: Config, path: str | Path) -> None:
     text += yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp-config")
-    tmp.write_text(text)
-    tmp.replace(p)
+    try:
+        tmp.write_text(text)
+        tmp.replace(p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written config behind
+        raise
 
 
 def config_hash(cfg: Config) -> str:

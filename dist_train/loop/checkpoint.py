@@ -12,6 +12,7 @@ as damaged and the previous one is used, with a warning. The last ``keep`` are k
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from dist_train.rundir.writes import RunDirError, cause
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +82,45 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def kept_note(run_dir: str | os.PathLike) -> str:
+    """What a failed run leaves to resume from, for its error line."""
+    found = list_checkpoints(run_dir)
+    return (f"the last checkpoint {found[-1].path} is kept (free space or use a writable disk, "
+            "then rerun to resume from it)" if found else "no checkpoint yet")
+
+
 def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], epoch: int, step: int,
                     keep: int = 3) -> Path:
     """Write ``state`` as the checkpoint at (epoch, step); prune all but the newest ``keep``.
 
     ``epoch`` is the epoch being trained and ``step`` the number of its steps already
-    done (``step == 0`` with ``epoch == e`` means "start epoch e").
+    done (``step == 0`` with ``epoch == e`` means "start epoch e"). A full or read-only
+    disk raises RunDirError naming the checkpoint and the one kept; the new file's
+    pieces are removed, older checkpoints are untouched (pruning comes last).
     """
     ckdir = checkpoint_dir(run_dir)
-    ckdir.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(state, buf)
     data = buf.getvalue()
     path = ckdir / f"ckpt-e{epoch:06d}-s{step:09d}.pt"
-    atomic_write(path, data)
-    # The sidecar is written last: its presence with the right digest marks the file complete.
-    atomic_write(path.with_name(path.name + ".sha256"), hashlib.sha256(data).hexdigest().encode())
-    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        old.path.unlink(missing_ok=True)
-        old.path.with_name(old.path.name + ".sha256").unlink(missing_ok=True)
+    sidecar = path.with_name(path.name + ".sha256")
+    incomplete = False  # data written, sidecar not yet
+    try:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)  # a failure here leaves an older file of this name intact
+        incomplete = True
+        # The sidecar is written last: its presence with the right digest marks the file complete.
+        atomic_write(sidecar, hashlib.sha256(data).hexdigest().encode())
+        incomplete = False
+        for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+            old.path.unlink(missing_ok=True)
+            old.path.with_name(old.path.name + ".sha256").unlink(missing_ok=True)
+    except OSError as err:
+        if incomplete:  # new data without its sidecar: unusable, and it holds the space
+            for piece in (sidecar, path):
+                with contextlib.suppress(OSError):
+                    piece.unlink(missing_ok=True)
+        raise RunDirError(f"{path}: cannot write: {cause(err)}; {kept_note(run_dir)}") from None
     return path
 
 

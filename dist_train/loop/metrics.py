@@ -6,6 +6,7 @@ print per-rank accuracy leave the user to average it by hand, wrongly).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -56,17 +57,34 @@ class MetricsLog:
             if "epoch" in rec and rec.get("event") is None and rec["epoch"] < epoch:
                 keep.append(line)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(k + "\n" for k in keep))
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text("".join(k + "\n" for k in keep))
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # the old file stays whole
+            raise
 
     def write(self, record: dict[str, Any], global_step: int = 0) -> None:
-        """Append ``record`` (an epoch line or the final line) written after ``global_step`` steps."""
+        """Append ``record`` (an epoch line or the final line) written after ``global_step`` steps.
+
+        fsynced; an OSError (full or read-only disk) leaves the file as it was: a
+        half-written line is cut off again before the error is raised."""
         if not self.enabled:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        data = memoryview((json.dumps({k: _clean(v) for k, v in record.items()}) + "\n").encode())
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
         self.tb.record(record, global_step)
 
 

@@ -47,10 +47,14 @@ def config_changes(old: dict[str, dict[str, Any]],
 def check_resumable(state: dict[str, Any], config: dict[str, dict[str, Any]],
                     identity: dict[str, str], where: str) -> list[tuple[str, Any, Any]]:
     """Raise InputError if checkpoint ``where`` cannot continue under ``config``; else the changes."""
-    old_manifest = state.get("identity", {}).get("manifest")
-    if old_manifest and identity.get("manifest") and old_manifest != identity["manifest"]:
-        raise InputError(f"{where}: was written for a dataset with manifest sha256 {old_manifest}, "
-                         f"but --data has {identity['manifest']}; use a new --out for a new dataset")
+    saved = state.get("identity", {})
+    # "dataset" is the content id (issue 16); checkpoints before it kept the manifest's bytes
+    # hash under "manifest", which no content id equals: refused as another dataset
+    old = saved.get("dataset", saved.get("manifest"))
+    if old and identity.get("dataset") and old != identity["dataset"]:
+        raise InputError(f"{where}: was written for a dataset with id {old}, but --data has "
+                         f"{identity['dataset']} (ids hash the files and partition settings); "
+                         "use a new --out for a new dataset")
     changes = config_changes(state.get("config", {}), config)
     for key, before, after in changes:
         if key.split(".")[0] in FROZEN_SECTIONS:

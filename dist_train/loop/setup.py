@@ -20,6 +20,7 @@ from dist_train.model.models import build_model
 from dist_train.runtime.env import World
 from partition import load_manifest, verify_dataset
 from partition.errors import InputError
+from partition.store.identity import open_consistently
 
 
 def prepare_rank(cfg: Config, world: World,
@@ -27,10 +28,16 @@ def prepare_rank(cfg: Config, world: World,
     """Verify and open this rank's shards: ``(graph, manifest, part ids)``.
 
     Stamps of files already hashed go to ``run_dir/.verified``: a restart after a dead
-    rank or a preemption does not re-read every shard. Raises InputError (DatasetError)
-    on a missing, corrupt or other-version dataset, and on one that cannot be trained
-    (:func:`check_trainable`).
+    rank or a preemption does not re-read every shard. Every file is of one version of the
+    dataset even while ``giantgcn-partition --force`` replaces it (:func:`open_consistently`:
+    retried once, then "the dataset changed while it was being opened"). Raises InputError
+    (DatasetError) on a missing, corrupt or other-version dataset, and on one that cannot be
+    trained (:func:`check_trainable`).
     """
+    return open_consistently(cfg.data.path, lambda: _open_rank(cfg, world, run_dir))
+
+
+def _open_rank(cfg: Config, world: World, run_dir: Path | None) -> tuple[LocalGraph, dict, list[int]]:
     data = cfg.data.path
     manifest = load_manifest(data)
     counts = [int(p["num_train"]) for p in manifest["parts"]]
@@ -83,19 +90,6 @@ def warn_if_halo_short(manifest: dict, cfg: Config) -> None:
                 "%s has a %d-hop halo but the model has %d layers: neighbourhoods are cut at part "
                 "borders (approximate); partition with --halo-hops %d for exact %d-hop neighbourhoods",
                 cfg.data.path, hops, layers, layers, layers)
-
-
-def check_run_dir(run_dir: Path) -> None:
-    """``--out`` must be (or become) a directory: found at start-up, not at the first checkpoint.
-
-    Raises InputError when it is a file or cannot be created.
-    """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError(f"--out {run_dir}: exists and is not a directory")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)  # every rank: the same shared directory
-    except OSError as err:
-        raise InputError(f"--out {run_dir}: cannot create it: {err.strerror or err}") from None
 
 
 def agree_on_setup(error: str | None, world: World) -> None:

@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from dist_train.data.shards import LocalGraph
 from dist_train.loop.checkpoint import (
     Position,
     atomic_write,
+    kept_note,
     load_latest_checkpoint,
     save_checkpoint,
 )
@@ -39,8 +41,9 @@ from dist_train.loop.schedule import build_scheduler
 from dist_train.loop.timed_allreduce import attach_timed_allreduce
 from dist_train.model.models import build_model
 from dist_train.predict.exact import rank_parts
+from dist_train.rundir.writes import write_on_rank0, writing
 from dist_train.runtime import process_group as pg
-from dist_train.runtime.signals import StopFlag, clear_stop_record, write_stop_record
+from dist_train.runtime.signals import STOP_RECORD, StopFlag, clear_stop_record, write_stop_record
 from dist_train.sampling.batches import mix_seed
 from dist_train.sampling.elastic import Segment
 from dist_train.sampling.exact_batches import ExactBatches, exact_batches
@@ -105,6 +108,8 @@ class Trainer:
         # a run dir that is not shared between nodes would let ranks resume differently
         pg.check_same_across_ranks("the checkpoint to resume from (is --out on a shared disk?)",
                                    f"epoch {self.pos.epoch} step {self.pos.step}", InputError)
+        # lines past the checkpoint (or all, on a fresh start) are redone: drop them first
+        self.write_rank0(self.metrics.path, self.metrics.truncate_after, self.pos.epoch)
         t_start = time.perf_counter()
         try:
             self.num_val, self.num_test = count_split_nodes(self.graph)
@@ -131,8 +136,9 @@ class Trainer:
                 record["time_eval_s"] = time.perf_counter() - t_eval
             self.scheduler.step()
             self.pos.epoch, self.pos.step, self.pos.segments = epoch + 1, 0, []
-            self.metrics.write({"epoch": epoch, **record, "lr": self.optimizer.param_groups[0]["lr"],
-                                "global_step": self.pos.global_step}, self.pos.global_step)
+            line = {"epoch": epoch, **record, "lr": self.optimizer.param_groups[0]["lr"],
+                    "global_step": self.pos.global_step}
+            self.write_rank0(self.metrics.path, self.metrics.write, line, self.pos.global_step)
             if self.should_stop_early() or (epoch + 1) % cfg.checkpoint_every == 0:
                 self.checkpoint()
             if self.should_stop_early():
@@ -276,13 +282,24 @@ class Trainer:
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise self.diverged(f"non-finite parameters at epoch {self.pos.epoch} step "
                                 f"{self.pos.step}: not checkpointed")
-        if self.rank == 0:
+        def save() -> None:
             save_checkpoint(self.run_dir, self.state_dict(), self.pos.epoch, self.pos.step,
                             keep=self.cfg.train.keep_checkpoints)
-            if stopping:  # before the barrier: every launcher that reads it finds it written
-                write_stop_record(self.run_dir, {"signal": self.stop.name(), "epoch": self.pos.epoch,
-                                                 "step": self.pos.step, "checkpoints": str(self.run_dir / "checkpoints")})
-        pg.barrier()  # nobody runs ahead of a checkpoint that may be needed to restart
+            if stopping:  # before the agreement: every launcher that reads it finds it written
+                with writing(self.run_dir / STOP_RECORD, kept_note(self.run_dir)):
+                    write_stop_record(self.run_dir, {
+                        "signal": self.stop.name(), "epoch": self.pos.epoch, "step": self.pos.step,
+                        "checkpoints": str(self.run_dir / "checkpoints")})
+        # also the barrier: nobody runs ahead of a checkpoint that may be needed to restart
+        write_on_rank0(save, self.rank)
+
+    def write_rank0(self, path: Path, write: Callable[..., None], *args: Any) -> None:
+        """``write(*args)`` (to ``path``) on rank 0; a full or read-only disk stops every rank
+        with one line naming ``path`` and the checkpoint kept (issue 16)."""
+        def guarded() -> None:
+            with writing(path, kept_note(self.run_dir)):
+                write(*args)
+        write_on_rank0(guarded, self.rank)
 
     def maybe_resume(self) -> None:
         # every rank reads the same file (shared run dir), so all resume identically
@@ -297,7 +314,6 @@ class Trainer:
         apply_optim_config(self.optimizer, self.scheduler, self.cfg.optim)  # the new lr wins
         self.pos = Position(**state["position"])
         self.best_state, self.partial = state.get("best_model"), state.get("epoch_partial")
-        self.metrics.truncate_after(self.pos.epoch)
         self.pos.segments, world_line = resumed_segments(self.pos.segments, state.get("world_size"),
                                                          self.world_size, self.pos.epoch, self.pos.step)
         if self.rank == 0:
@@ -314,11 +330,12 @@ class Trainer:
         if self.num_val == 0:  # no made-up "best val -1 at epoch -1": say there is none
             final.update(best_epoch=None, val_acc=None, test_acc=self.pos.last_test,
                          note="no validation nodes: nothing to validate on; the model is the last epoch's")
+        buf = io.BytesIO()
         if self.rank == 0:
-            buf = io.BytesIO()
             torch.save({"model": self.model.state_dict(), "best_model": self.best_state,
                         "config": config_to_dict(self.cfg)}, buf)
-            atomic_write(self.run_dir / "model.pt", buf.getvalue())
-        self.metrics.write(final, self.pos.global_step)
+        model_pt = self.run_dir / "model.pt"
+        self.write_rank0(model_pt, atomic_write, model_pt, buf.getvalue())
+        self.write_rank0(self.metrics.path, self.metrics.write, final, self.pos.global_step)
         self.metrics.close()
         return final

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from dist_train.config.schema import Config, load_config
 from dist_train.loop.checkpoint import checkpoint_dir, list_checkpoints
 from dist_train.model.models import build_model
 from partition.errors import InputError
+from partition.store.identity import dataset_id
 
 
 @dataclass
@@ -38,8 +40,15 @@ class RunWeights:
 
 
 def manifest_id(data_dir: str | Path) -> str:
-    """The id training records for a dataset: sha256 of its manifest.json, 16 hex digits."""
-    return hashlib.sha256(Path(data_dir, "manifest.json").read_bytes()).hexdigest()[:16]
+    """The id training records for a dataset: its content id (16 hex digits,
+    :func:`partition.store.identity.dataset_id`), so an identical re-partition is the same."""
+    return dataset_id(json.loads(Path(data_dir, "manifest.json").read_text()))
+
+
+def _trained_on(ident: dict) -> str | None:
+    # "dataset" since issue 16; older checkpoints kept the manifest's bytes hash as "manifest"
+    value = ident.get("dataset") or ident.get("manifest")
+    return str(value) if value else None
 
 
 def _read(path: Path, flag: str) -> tuple[dict, str]:
@@ -83,8 +92,8 @@ def _run_dataset_id(run: Path) -> str | None:
         except Exception:  # noqa: BLE001 - a damaged older checkpoint: try the previous
             continue
         ident = state.get("identity") if isinstance(state, dict) else None
-        if isinstance(ident, dict) and ident.get("manifest"):
-            return str(ident["manifest"])
+        if isinstance(ident, dict) and _trained_on(ident):
+            return _trained_on(ident)
     return None
 
 
@@ -111,7 +120,7 @@ def load_run(run: str | Path, checkpoint: str | None, data_dir: str | Path, mani
         first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
         raise InputError(f"{flag} {path}: weights of another model shape or dataset ({first})") from None
     ident = state.get("identity") if isinstance(state.get("identity"), dict) else None
-    trained_on = ident.get("manifest") if ident else _run_dataset_id(run)
+    trained_on = _trained_on(ident) if ident else _run_dataset_id(run)
     if trained_on and trained_on != manifest_id(data_dir):
         raise InputError(f"--data {data_dir}: not the dataset run {run} was trained on (manifest id "
                          f"{manifest_id(data_dir)}, the run's {trained_on})")

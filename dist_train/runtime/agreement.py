@@ -21,13 +21,13 @@ from partition.errors import InputError
 DATASET = "the dataset (--data)"
 
 
-def fingerprint(cfg: Config, manifest_id: str) -> dict[str, str]:
+def fingerprint(cfg: Config, data_id: str) -> dict[str, str]:
     """What must agree: the manifest checksum and every config value but the dataset path.
 
     The path may differ (node-local copies of one dataset); the manifest may not.
     """
     values = {k: repr(v) for k, v in flatten(config_to_dict(cfg)).items() if k != "data.path"}
-    return {DATASET: manifest_id, **values, "_path": str(cfg.data.path)}
+    return {DATASET: data_id, **values, "_path": str(cfg.data.path)}
 
 
 def first_disagreement(fingerprints: list[dict[str, str]]) -> str | None:
@@ -38,15 +38,15 @@ def first_disagreement(fingerprints: list[dict[str, str]]) -> str | None:
         if len(set(values)) == 1:
             continue
         if key == DATASET:
-            values = [f"{f.get('_path')} (manifest sha256 {v})" for f, v in zip(fingerprints, values, strict=True)]
+            values = [f"{f.get('_path')} (dataset id {v})" for f, v in zip(fingerprints, values, strict=True)]
         return describe_disagreement(key, values)
     return None
 
 
-def check_ranks_agree(cfg: Config, manifest_id: str) -> None:
+def check_ranks_agree(cfg: Config, data_id: str) -> None:
     """Raise InputError on every rank if any two ranks differ in dataset or config."""
     gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, fingerprint(cfg, manifest_id))
+    dist.all_gather_object(gathered, fingerprint(cfg, data_id))
     message = first_disagreement(gathered)
     if message:
         raise InputError(message)

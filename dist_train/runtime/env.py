@@ -53,6 +53,10 @@ class World:
     are kept apart, see process_group._store. 0 when every round has a store of its own
     (``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``): a host whose torchrun was started anew after it
     died counts from 0 while the others count on, so the count is no key they share."""
+    job_id: str = ""
+    """The launcher's id of this job, the same across its restarts (torchrun's
+    TORCHELASTIC_RUN_ID, else SLURM_JOB_ID); "" when there is none. A restarted job
+    takes its own run-directory lock back (:mod:`dist_train.rundir.lock`)."""
 
     @property
     def is_main(self) -> bool:
@@ -156,7 +160,8 @@ class TorchrunEnv:
                   local_rank=_int(env, "LOCAL_RANK", 0),
                   local_world_size=_int(env, "LOCAL_WORLD_SIZE", None if has_local else 1),
                   master_addr=env["MASTER_ADDR"].strip(), master_port=_int(env, "MASTER_PORT"),
-                  launcher=self.name, attempt=_attempt(env))
+                  launcher=self.name, attempt=_attempt(env),
+                  job_id=env.get("TORCHELASTIC_RUN_ID", "") or env.get("SLURM_JOB_ID", ""))
         return _checked(w, ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"))
 
 
@@ -191,7 +196,8 @@ class SlurmEnv:
         port = _int(env, "MASTER_PORT") if "MASTER_PORT" in env else 20000 + _int(env, "SLURM_JOB_ID") % 20000
         w = World(rank=_int(env, "SLURM_PROCID"), world_size=_int(env, size_var),
                   local_rank=_int(env, "SLURM_LOCALID", 0), local_world_size=local_size,
-                  master_addr=addr, master_port=port, launcher=self.name)
+                  master_addr=addr, master_port=port, launcher=self.name,
+                  job_id=env.get("SLURM_JOB_ID", ""))
         return _checked(w, ("SLURM_PROCID", size_var, "SLURM_LOCALID", lsize_var))
 
 
