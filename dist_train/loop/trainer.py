@@ -90,7 +90,8 @@ class Trainer:
                                             replace=False, global_ids=self.eval_graph.global_ids)
         # full-neighbourhood evaluation is exact across ranks (issue 11): needs the stored parts
         self.eval_parts = (rank_parts(cfg.data.path, rank, world_size) if cfg.data.path and
-                           all(f == -1 for f in eval_fanouts) and self.model.layerwise_exact else None)
+                           all(f == -1 for f in eval_fanouts) and
+                           getattr(self.model, "layerwise_exact", False) else None)  # a user's model may lack it
         self.pos = Position()
         self.metrics = MetricsLog(run_dir, enabled=rank == 0, tensorboard=cfg.train.tensorboard)
         self.best_state: dict[str, torch.Tensor] | None = None
