@@ -35,6 +35,8 @@ WHAT = {
     "test_sigterm_to_the_launcher_then_resume_with_one_rank": "exit 75, elastic 2->1, whole epoch trained",
     "test_ctrl_c_to_one_process_then_resume_with_two_ranks": "exit 75, elastic 1->2, whole epoch trained",
     "test_every_stop_signal": "checkpoint, one line per rank, exit 75, no traceback",
+    "test_a_graph_without_validation": "no made-up figures, early stopping off",
+    "test_truncated_newest": "older checkpoint resumed, weights identical",
 }
 
 

@@ -130,7 +130,9 @@ def _mpirun(data: Path, out: Path, *overrides: str) -> list[str]:
                                                (_launcher, signal.SIGUSR1, "launcher"),
                                                (_launcher, signal.SIGHUP, "launcher"),
                                                (_launcher, signal.SIGTERM, "rank"),
-                                               (_mpirun, signal.SIGTERM, "launcher")])
+                                               (_mpirun, signal.SIGTERM, "launcher")],
+                         ids=["SIGINT-torchrun.sh", "SIGUSR1-torchrun.sh", "SIGHUP-torchrun.sh",
+                              "SIGTERM-one-rank", "SIGTERM-mpiexec"])
 def test_every_stop_signal_ends_with_a_checkpoint_one_line_and_75(data, tmp_path, launch, sig, target):
     out, log = tmp_path / "run", tmp_path / "launch.log"
     env = _env() | {"NP": "2"}
