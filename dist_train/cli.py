@@ -15,14 +15,14 @@ from pathlib import Path
 
 from dist_train.api import DistributedError, DivergenceError, Preempted, resolve_config, train
 from dist_train.loop.metrics import summary_line
-from dist_train.loop.setup import agree_on_setup, check_run_dir, prepare_rank, warn_if_halo_short
+from dist_train.loop.setup import agree_on_setup, prepare_rank, warn_if_halo_short
 from dist_train.netsetup import InterfaceSetter
 from dist_train.report.cli import plot
 from dist_train.runtime.env import discover_world_from_os
 from dist_train.runtime.signals import EXIT_REQUEUE
 from partition.errors import InputError, print_error_line
 
-__all__ = ["InterfaceSetter", "agree_on_setup", "check_run_dir", "main", "parse_args", "prepare_rank",
+__all__ = ["InterfaceSetter", "agree_on_setup", "main", "parse_args", "prepare_rank",
            "run", "setup_logging", "warn_if_halo_short"]
 # (set-up helpers re-exported from where they moved with the Python API, for older callers)
 
