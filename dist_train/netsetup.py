@@ -35,9 +35,12 @@ class InterfaceSetter:
 
     def check_route(self) -> None:
         """Raise ``netif.NoRouteError`` now when no interface reaches the master (or its name does
-        not resolve): a rank other than 0 would otherwise wait for it until the rendezvous timeout."""
-        master = self.world.master_addr
-        if self.world.world_size == 1:
+        not resolve), or a user-set ``*_SOCKET_IFNAME`` cannot work (``netif.check_user_ifnames``):
+        the other ranks would otherwise wait for this one until the rendezvous timeout."""
+        master, w = self.world.master_addr, self.world
+        netif.check_user_ifnames(os.environ, netif.interface_addresses(),
+                                 (w.world_size, w.local_world_size))
+        if w.world_size == 1:
             return
         ips = netif.resolve(master)
         route = netif.route_to(ips[0]) if ips else netif.Route(master, None, "the name does not resolve")
@@ -48,7 +51,6 @@ class InterfaceSetter:
     def __call__(self, store) -> None:
         w = self.world
         if_addrs = netif.interface_addresses()
-        netif.check_user_ifnames(os.environ, if_addrs)
         route, where = netif.world_route(w.rank, w.world_size, w.local_world_size, w.master_addr,
                                          store, self.wait_s)
         user = {v: os.environ[v] for v in netif.IFNAME_VARS if os.environ.get(v, "").strip()}

@@ -50,6 +50,16 @@ def test_a_user_interface_that_does_not_exist_is_refused():
     netif.check_user_ifnames({"GLOO_SOCKET_IFNAME": "eth0"}, IFACES)
 
 
+def test_a_user_loopback_interface_is_refused_when_the_world_spans_hosts():
+    # measured on simulated hosts: GLOO_SOCKET_IFNAME=lo was kept and rank 0 failed only after
+    # dist.timeout_s with "a rank did not arrive" (connectFullMesh timeout), rank 1 said nothing
+    with pytest.raises(NoRouteError, match=r"GLOO_SOCKET_IFNAME=lo: loopback only.*world size 2, 1 per host"):
+        netif.check_user_ifnames({"GLOO_SOCKET_IFNAME": "lo"}, IFACES, (2, 1))
+    netif.check_user_ifnames({"GLOO_SOCKET_IFNAME": "lo"}, IFACES, (2, 2))  # one host: lo is fine
+    netif.check_user_ifnames({"GLOO_SOCKET_IFNAME": "lo,eth0"}, IFACES, (4, 2))  # eth0 reaches out
+    netif.check_user_ifnames({"NCCL_SOCKET_IFNAME": "lo"}, IFACES, (2, 1))  # a pattern, unused on CPU
+
+
 def test_route_to_unreachable_and_local_addresses():
     assert netif.route_to("127.0.0.1").source == "127.0.0.1"
     assert netif.route_to("127.0.1.1").source is not None

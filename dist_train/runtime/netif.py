@@ -113,17 +113,37 @@ def peers_to_ask(rank: int, world_size: int, local_world_size: int) -> list[int]
     return [r for r in order if r != rank]
 
 
-def check_user_ifnames(env: Mapping[str, str], if_addrs: Mapping[str, Sequence[str]]) -> None:
-    """Raise :class:`NoRouteError` when a user-set ``*_SOCKET_IFNAME`` names a missing interface.
+def _loopback_only(names: Sequence[str], if_addrs: Mapping[str, Sequence[str]]) -> bool:
+    addrs = [a for n in names for a in if_addrs.get(n, ())]
+    return bool(addrs) and all(is_loopback(a) for a in addrs)
 
-    gloo accepts a comma-separated list; nccl prefixes (``^`` exclude, ``=`` exact) are not
-    checked since they name patterns, not interfaces.
+
+def check_user_ifnames(env: Mapping[str, str], if_addrs: Mapping[str, Sequence[str]],
+                       layout: tuple[int, int] = (1, 1)) -> None:
+    """Raise :class:`NoRouteError` when a user-set ``*_SOCKET_IFNAME`` cannot work.
+
+    A ``GLOO_SOCKET_IFNAME`` entry (comma-separated list) naming a missing interface; and,
+    when the world spans hosts (``layout`` = (world size, ranks per host), the latter from
+    ``LOCAL_WORLD_SIZE`` or the launcher), a list of loopback interfaces only
+    (``GLOO_SOCKET_IFNAME=lo``): ranks on other hosts can never connect to 127.0.0.1, which
+    gloo reports only as a connectFullMesh timeout ``dist.timeout_s`` later, on rank 0 alone
+    (measured on simulated hosts, issue 13). ``NCCL_SOCKET_IFNAME`` is left alone: it names
+    patterns (``^`` exclude, ``=`` exact), and a CPU run never uses it.
     """
     var = "GLOO_SOCKET_IFNAME"
-    for name in (n.strip() for n in env.get(var, "").split(",") if n.strip()):
+    gloo = [n.strip() for n in env.get(var, "").split(",") if n.strip()]
+    for name in gloo:
         if name not in if_addrs:
             raise NoRouteError(f"{var}={env[var]}: no interface {name!r} on this host "
                                f"(interfaces: {', '.join(sorted(if_addrs))})")
+    world_size, per_host = layout
+    if world_size <= per_host:
+        return
+    if _loopback_only(gloo, if_addrs):
+        raise NoRouteError(f"{var}={env[var]}: loopback only, but the ranks are on several hosts "
+                           f"(world size {world_size}, {per_host} per host) and cannot reach each "
+                           f"other there; unset {var} (giantgcn then uses the interface that routes "
+                           "to MASTER_ADDR) or name an interface the other hosts reach")
 
 
 def choose_interface(route: Route, if_addrs: Mapping[str, Sequence[str]], env: Mapping[str, str],
