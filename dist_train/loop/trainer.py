@@ -40,7 +40,7 @@ from dist_train.loop.resume import apply_optim_config, check_resumable, resumed_
 from dist_train.loop.schedule import build_scheduler
 from dist_train.loop.timed_allreduce import attach_timed_allreduce
 from dist_train.model.models import build_model
-from dist_train.predict.exact import rank_parts
+from dist_train.predict.exact import exact_capable, rank_parts
 from dist_train.rundir.writes import write_on_rank0, writing
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.signals import STOP_RECORD, StopFlag, clear_stop_record, write_stop_record
@@ -90,8 +90,7 @@ class Trainer:
                                             replace=False, global_ids=self.eval_graph.global_ids)
         # full-neighbourhood evaluation is exact across ranks (issue 11): needs the stored parts
         self.eval_parts = (rank_parts(cfg.data.path, rank, world_size) if cfg.data.path and
-                           all(f == -1 for f in eval_fanouts) and
-                           getattr(self.model, "layerwise_exact", False) else None)  # a user's model may lack it
+                           all(f == -1 for f in eval_fanouts) and exact_capable(self.model) else None)
         self.pos = Position()
         self.metrics = MetricsLog(run_dir, enabled=rank == 0, tensorboard=cfg.train.tensorboard)
         self.best_state: dict[str, torch.Tensor] | None = None

@@ -26,7 +26,7 @@ from dist_train.cli import setup_logging
 from dist_train.data.shards import assign_parts
 from dist_train.exchange import Exchange
 from dist_train.loop.setup import agree_on_setup
-from dist_train.predict.exact import LayerFiles, RankParts, exact_layers
+from dist_train.predict.exact import LayerFiles, RankParts, exact_capable, exact_layers
 from dist_train.predict.load_run import RunWeights, load_run, manifest_id
 from dist_train.predict.outputs import DTYPES, open_work, work_dir, write_predictions
 from dist_train.runtime import process_group as pg
@@ -70,12 +70,11 @@ def _setup(args: argparse.Namespace, rank: int, world_size: int) -> tuple[dict, 
     weights = load_run(args.run, args.checkpoint, args.data, manifest)
     if args.embeddings and weights.model.num_layers < 2:
         raise InputError("--embeddings: the model has one layer, so no hidden layer to write")
-    if not getattr(weights.model, "layerwise_exact", False):  # a user's model may lack it
+    if not exact_capable(weights.model):  # the built-in sage, or gcn with gcn_norm=global
         arch = weights.cfg.model.arch
         if ":" in arch:
-            raise InputError(f"--run {args.run}: model.arch={arch} has no layer-wise inference "
-                             "(layerwise_exact = True, num_layers, layer(i, x, sub); "
-                             "dist_train/model/custom.py), so no exact full-graph prediction")
+            raise InputError(f"--run {args.run}: model.arch={arch} is a user's model; giantgcn-predict "
+                             "runs the built-in sage and gcn (gcn_norm=global) layer by layer across ranks")
         raise InputError(f"--run {args.run}: model.gcn_norm=sampled normalises inside sampled "
                          "subgraphs, so it has no exact full-graph prediction")
     plan = assign_parts([int(p["num_train"]) for p in manifest["parts"]], world_size)

@@ -125,6 +125,14 @@ class LayerFiles:
         os.replace(tmp, path)
 
 
+def exact_capable(model: torch.nn.Module) -> bool:
+    """The built-in ``GNN`` with a layer-wise exact layer (SAGE, "global" GCN); a user's
+    model (``model/custom.py``) is evaluated by its own paths."""
+    from dist_train.model.models import GNN
+
+    return isinstance(model, GNN) and model.layerwise_exact
+
+
 def _out_width(model: torch.nn.Module, layer: int) -> int:
     return int(model.convs[layer].out_channels)
 
@@ -169,7 +177,7 @@ def exact_layers(model: torch.nn.Module, shard: RankParts, exchange: AllToAll, c
     ``model`` must be ``layerwise_exact`` (SAGE, "global" GCN); ValueError otherwise.
     ``on_chunk(n)`` is told of every n targets computed (progress bars).
     """
-    if not model.layerwise_exact:
+    if not exact_capable(model):
         raise ValueError("exact inference needs a layer-wise exact model (sage, or gcn with gcn_norm=global)")
     model.eval()
     own = OwnNodes(shard.parts)

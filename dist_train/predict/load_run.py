@@ -113,7 +113,7 @@ def load_run(run: str | Path, checkpoint: str | None, data_dir: str | Path, mani
         weights, which = state["best_model"], "best"
     m = cfg.model
     model = build_model(m.arch, int(manifest["num_features"]), m.hidden, int(manifest["num_classes"]),
-                        m.num_layers, m.dropout, m.norm, m.gcn_norm)
+                        m.num_layers, m.dropout, m.norm, m.gcn_norm, m.kwargs)
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
