@@ -9,6 +9,8 @@ unweighted.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,9 @@ from partition.readers.splits import SplitInput, kind_of
 
 PLANETOID_NAMES = ("Cora", "CiteSeer", "PubMed")
 IGNORED_EDGE_FIELDS = ("edge_weight", "edge_attr")
+TORCH_SPARSE_NOTICES = (r"Sparse (CSR|CSC|BSR|BSC) tensor support is in beta state", "Sparse invariant checks")
+"""Starts of the UserWarnings torch prints on loading or converting a sparse CSR/CSC tensor;
+not the user's problem, and a multi-line notice on stderr breaks the one-line contract."""
 
 
 def _as_array(value: Any, where: str) -> np.ndarray:
@@ -39,6 +44,15 @@ def _as_array(value: Any, where: str) -> np.ndarray:
     raise InputError(f"{where}: expected a tensor, got {type(value).__name__}")
 
 
+@contextlib.contextmanager
+def quiet_torch_sparse() -> Iterator[None]:
+    """Silence :data:`TORCH_SPARSE_NOTICES` (torch warns once per process, from C++)."""
+    with warnings.catch_warnings():
+        for notice in TORCH_SPARSE_NOTICES:
+            warnings.filterwarnings("ignore", message=notice, category=UserWarning)
+        yield
+
+
 def _strided() -> Any:
     import torch
 
@@ -52,7 +66,8 @@ def sparse_features(value: Any, where: str) -> FeatureSource:
     t = value.detach().cpu()
     if t.dim() != 2:
         raise InputError(f"{where}: expected a 2-D (nodes, features) tensor, got shape {tuple(t.shape)}")
-    csr = (t.coalesce() if t.layout == torch.sparse_coo else t).to_sparse_csr()
+    with quiet_torch_sparse():
+        csr = (t.coalesce() if t.layout == torch.sparse_coo else t).to_sparse_csr()
     values = csr.values()
     if values.dtype == torch.bfloat16:
         values = values.float()
@@ -115,7 +130,8 @@ def read_pt(spec: str, rest: str, root: str | None, opts: FeatureOptions) -> Sou
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        with quiet_torch_sparse():  # a saved CSR/CSC x is rebuilt through the beta API
+            obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is the file's fault
         raise InputError(f"{path}: cannot load with torch.load ({type(err).__name__}: {err})") from None
     if _field(obj, "edge_index") is None:
