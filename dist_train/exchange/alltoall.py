@@ -60,6 +60,13 @@ class Exchange:
         parts = np.split(recv.numpy(), np.cumsum([n * width for n in out_rows])[:-1])
         return [p.reshape((-1, *tail)) for p in parts]
 
+    def any_true(self, flag: bool) -> bool:
+        """Whether ``flag`` is True on any rank of the group: one all-reduce (MAX) of one
+        int32 on the group's device. Lockstep like ``__call__``: every rank calls it."""
+        t = torch.tensor([int(flag)], dtype=torch.int32, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.group)
+        return bool(t.item())
+
     def _a2a(self, out: torch.Tensor, inp: torch.Tensor, out_split: list[int] | None,
              in_split: list[int] | None) -> None:
         if self.device.type == "cpu":

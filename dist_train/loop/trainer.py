@@ -47,7 +47,7 @@ from dist_train.runtime.signals import STOP_RECORD, StopFlag, clear_stop_record,
 from dist_train.sampling.batches import mix_seed
 from dist_train.sampling.elastic import Segment
 from dist_train.sampling.exact_batches import ExactBatches, exact_batches
-from dist_train.sampling.prefetch import Prefetcher
+from dist_train.sampling.prefetch import PeerStopped, Prefetcher
 from dist_train.sampling.sampler import NeighborSampler
 from partition.errors import InputError
 
@@ -82,7 +82,8 @@ class Trainer:
         # local eval sampler below then only serves a local-mode graph's rows
         self.exact = self.exact_eval = None
         if s.mode == "exact":
-            self.exact = exact_batches(graph, rank, world_size, list(s.fanouts), s.replace, device)
+            self.exact = exact_batches(graph, rank, world_size, list(s.fanouts), s.replace, device,
+                                       cfg.dist.timeout_s)
             self.exact_eval = ExactBatches(graph, rank, world_size, eval_fanouts, False, self.exact.exchange)
         self.eval_graph = rows_only(graph)
         self.eval_sampler = NeighborSampler(self.eval_graph.indptr, self.eval_graph.indices,
@@ -118,7 +119,8 @@ class Trainer:
             self.train_epochs()
             self.checkpoint()
         except RuntimeError as err:
-            if pg.is_comm_failure(err):  # a rank died or hangs: one line, not a gloo traceback
+            # a rank died or hangs, or (exact mode) another rank's sampler stopped: one line
+            if pg.is_comm_failure(err) or isinstance(err, PeerStopped):
                 raise self.comm_failure(err) from err
             raise
         return self.finish(time.perf_counter() - t_start)
@@ -153,7 +155,8 @@ class Trainer:
         t0 = self.epoch_t0 = time.perf_counter()
         with Prefetcher(self.train_sampler, self.graph.x, self.graph.y,
                         [b.seeds for b in run.todo], [b.sample_seed for b in run.todo], self.device,
-                        depth=self.cfg.sampler.prefetch, make=self.exact) as batches, \
+                        depth=self.cfg.sampler.prefetch, make=self.exact,
+                        agree=self.exact.exchange.any_true if self.exact else None) as batches, \
                 progress_bar(run.num_steps, epoch, enabled=self.rank == 0) as bar:
             bar.update(self.pos.step)
             for planned in run.todo:

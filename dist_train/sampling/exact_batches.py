@@ -68,12 +68,17 @@ class ExactBatches:
                 "remote_rows": stats.remote, "cache_hits": stats.cache_hits}
 
 
-def exact_batches(graph: LocalGraph, rank: int, world_size: int,
-                  fanouts: list[int], replace: bool, device: torch.device) -> ExactBatches:
+def exact_batches(graph: LocalGraph, rank: int, world_size: int, fanouts: list[int],
+                  replace: bool, device: torch.device, timeout_s: float) -> ExactBatches:
     """An :class:`ExactBatches` whose exchange runs on a new process group (call on every
-    rank, in the same order: ``dist.new_group`` is collective)."""
+    rank, in the same order: ``dist.new_group`` is collective). ``timeout_s`` (seconds,
+    ``dist.timeout_s``) bounds its collectives, as the default group's: without it torch
+    gives a new group its own default (30 minutes on gloo), so a lost rank would hold the
+    prefetch thread that long."""
+    from datetime import timedelta
+
     import torch.distributed as dist
 
-    group = dist.new_group(backend=dist.get_backend())
+    group = dist.new_group(backend=dist.get_backend(), timeout=timedelta(seconds=timeout_s))
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
     return ExactBatches(graph, rank, world_size, fanouts, replace, Exchange(group, comm))

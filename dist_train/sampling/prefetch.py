@@ -44,7 +44,13 @@ class _Failure:
     error: BaseException
 
 
+class PeerStopped(RuntimeError):
+    """Another rank's prefetch thread stopped (its run is ending) while this rank still
+    wanted batches: this rank's run cannot go on either."""
+
+
 _DONE = object()
+_PEER_STOPPED = object()
 
 
 def gather_rows(x: np.ndarray, ids: np.ndarray, pin: bool) -> torch.Tensor:
@@ -100,7 +106,8 @@ class Prefetcher:
     def __init__(self, sampler: NeighborSampler, x: np.ndarray, y: np.ndarray,
                  batches: Sequence[np.ndarray], seeds: Sequence[int],
                  device: torch.device | str = "cpu", depth: int = 2,
-                 make: Callable[[np.ndarray, int, torch.device], Batch] | None = None) -> None:
+                 make: Callable[[np.ndarray, int, torch.device], Batch] | None = None,
+                 agree: Callable[[bool], bool] | None = None) -> None:
         if len(batches) != len(seeds):
             raise ValueError(f"{len(batches)} batches but {len(seeds)} sampling seeds")
         if depth < 1:
@@ -108,6 +115,9 @@ class Prefetcher:
         self._args = (sampler, x, y, list(batches), [int(s) for s in seeds], torch.device(device))
         # ``make(seeds, sample_seed, device)`` replaces sample-and-gather (exact mode)
         self._make = make
+        # ``agree(stop_here) -> any rank stops``: a collective before each batch, needed
+        # when ``make`` runs collectives (see the module docstring)
+        self._agree = agree
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._finished = False
@@ -131,11 +141,16 @@ class Prefetcher:
                 # copies would open a context on GPU 0 in every rank.
                 torch.cuda.set_device(device)
             for ids, seed in zip(batches, seeds, strict=True):
-                if self._stop.is_set():
+                if self._agree is not None:
+                    # a stop seen mid-put falls through to here: every rank leaves together
+                    if self._agree(self._stop.is_set()):
+                        self._put(_PEER_STOPPED)
+                        return
+                elif self._stop.is_set():
                     return
                 batch = (make_batch(sampler, x, y, ids, seed, device) if self._make is None
                          else self._make(ids, seed, device))
-                if not self._put(batch):
+                if not self._put(batch) and self._agree is None:
                     return
             self._put(_DONE)
         except BaseException as err:  # noqa: BLE001 -- handed to the consumer, re-raised there
@@ -159,13 +174,17 @@ class Prefetcher:
         if item is _DONE:
             self._finished = True
             raise StopIteration
+        if item is _PEER_STOPPED:
+            self._finished = True
+            raise PeerStopped("another rank stopped its prefetch thread mid-epoch")
         if isinstance(item, _Failure):
             self._finished = True
             raise item.error
         return item
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Stop the thread; waits for at most one batch in progress. Idempotent."""
+        """Stop the thread; waits for at most one batch in progress (with ``agree``: until
+        every rank's thread reaches its next agreement). Idempotent."""
         self._stop.set()
         self._finished = True
         while True:  # free queue slots so a producer blocked on put() sees the flag
