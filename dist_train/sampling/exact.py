@@ -10,7 +10,8 @@ the same nodes in the same order, the same edges and weights (tests/test_exact_s
 
 Every rank makes the same collective calls per batch (two per hop), whatever its seeds:
 ranks take equal steps, so the all-to-alls never wait on a rank that has left. Nothing
-here is O(N): a node's owner comes from the shard, positions from sorted arrays.
+here is O(N): a node's owner comes from the shard, positions from hash maps
+(``idmap.py``) of this rank's inner nodes and of the batch's nodes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dist_train.sampling.idmap import append_new, build_map, grow, lookup
 from dist_train.sampling.rows import batch_stream_base, sample_rows
 from dist_train.sampling.sampler import SampledSubgraph
 
@@ -46,11 +48,14 @@ class OwnedGraph:
     owner: np.ndarray
     """int32 [n_local] rank owning each local node (``rank`` for inner nodes)."""
 
+    def __post_init__(self) -> None:
+        # global -> local for inner nodes, built once: O(num_inner), this rank's own share
+        self._inner_map = build_map(np.ascontiguousarray(self.global_ids[: self.num_inner]), self.num_inner)
+
     def inner_local(self, gids: np.ndarray) -> np.ndarray:
         """Local ids of global ids that are inner here; ValueError if one is not."""
-        inner = self.global_ids[: self.num_inner]
-        pos = np.searchsorted(inner, gids)
-        if np.any(pos >= self.num_inner) or not np.array_equal(inner[np.minimum(pos, self.num_inner - 1)], gids):
+        pos = lookup(*self._inner_map, np.ascontiguousarray(gids, dtype=np.int64))
+        if np.any(pos < 0):
             raise ValueError("exact sampling: a node was sent to a rank that does not own it")
         return pos
 
@@ -94,15 +99,6 @@ def _sample_targets(g: OwnedGraph, exchange: AllToAll, world: int, targets: _Fro
     return cnt, flat[take]
 
 
-def _first_seen(gids: np.ndarray, known_sorted: np.ndarray) -> np.ndarray:
-    """Indices into ``gids`` of first appearances of ids not in ``known_sorted``, in order."""
-    _, first = np.unique(gids, return_index=True)
-    first = np.sort(first)
-    pos = np.searchsorted(known_sorted, gids[first])
-    known = (pos < known_sorted.shape[0]) & (known_sorted[np.minimum(pos, known_sorted.shape[0] - 1)] == gids[first])
-    return first[~known]
-
-
 class ExactSampler:
     """Layer-wise sampling over the whole partitioned graph, with collectives.
 
@@ -125,16 +121,18 @@ class ExactSampler:
         base = np.uint64(batch_stream_base(np.uint64(int(seed) % (1 << 64))))
         per_nodes, per_edges, src_all, dst_all, w_all = [seeds.shape[0]], [], [], [], []
         lo, hi = 0, seeds.shape[0]
+        # position of every node of the batch by global id (seeds are distinct)
+        known = build_map(nodes.gid, seeds.shape[0])
         for h, f in enumerate(self.fanouts):
             tgt = _Frontier(nodes.gid[lo:hi], nodes.owner[lo:hi], nodes.degree[lo:hi])
             cnt, nbr = _sample_targets(g, self.exchange, self.world, tgt, f, self.replace, base, h)
-            order = np.argsort(nodes.gid, kind="stable")
-            fresh = _first_seen(nbr[:, 0], nodes.gid[order])
-            nodes = _Frontier(np.concatenate((nodes.gid, nbr[fresh, 0])),
+            gids = np.ascontiguousarray(nbr[:, 0])
+            known = grow(*known, nodes.gid, gids.shape[0])
+            src, fresh = append_new(*known, gids, nodes.gid.shape[0])
+            nodes = _Frontier(np.concatenate((nodes.gid, gids[fresh])),
                               np.concatenate((nodes.owner, nbr[fresh, 1])),
                               np.concatenate((nodes.degree, nbr[fresh, 2])))
-            order = np.argsort(nodes.gid, kind="stable")
-            src_all.append(order[np.searchsorted(nodes.gid[order], nbr[:, 0])])
+            src_all.append(src)
             dst_all.append(np.repeat(np.arange(lo, hi), cnt))
             w_all.append(_weights(tgt.degree, cnt, nbr[:, 2]))
             per_nodes.append(fresh.shape[0])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dist_train.sampling.exact import AllToAll
+from dist_train.sampling.idmap import build_map, lookup
 
 
 @dataclass
@@ -29,17 +30,14 @@ class RowStore:
     x: np.ndarray
     """[num_feature_rows, F] (float32 or float16), memory-mapped is fine"""
 
+    def __post_init__(self) -> None:
+        # global id -> row for every stored row, built once (O(num_feature_rows))
+        self._rows = build_map(np.ascontiguousarray(self.global_ids[: self.num_feature_rows], dtype=np.int64),
+                               self.num_feature_rows)
+
     def positions(self, gids: np.ndarray) -> np.ndarray:
         """int64 row of each global id in ``x``, -1 where this rank holds no row for it."""
-        out = np.full(gids.shape[0], -1, dtype=np.int64)
-        for lo, hi in ((0, self.num_inner), (self.num_inner, self.num_feature_rows)):
-            seg = self.global_ids[lo:hi]
-            if seg.shape[0] == 0:
-                continue
-            pos = np.minimum(np.searchsorted(seg, gids), seg.shape[0] - 1)
-            hit = (seg[pos] == gids) & (out < 0)
-            out[hit] = lo + pos[hit]
-        return out
+        return lookup(*self._rows, np.ascontiguousarray(gids, dtype=np.int64))
 
 
 @dataclass
@@ -74,7 +72,12 @@ def fetch_rows(store: RowStore, exchange: AllToAll, world: int, gids: np.ndarray
     pos = store.positions(gids)
     have = pos >= 0
     out = np.empty((gids.shape[0], store.x.shape[1]), dtype=np.float32)
-    out[have] = store.x[pos[have]]
+    # one pass over every row (rows fetched below overwrite their placeholder row 0)
+    held = np.where(have, pos, 0) if store.x.shape[0] else pos[:0]
+    if store.x.dtype == np.float32 and held.shape[0] == gids.shape[0]:
+        np.take(store.x, held, axis=0, out=out)
+    else:
+        out[have] = store.x[pos[have]]
     need = np.flatnonzero(~have)
     order = need[np.argsort(owner[need], kind="stable")]
     bounds = np.searchsorted(owner[order], np.arange(world + 1))
