@@ -155,7 +155,7 @@ def test_trainings_started_while_force_replaces_the_dataset_never_mix(versions, 
     loop = subprocess.Popen([sys.executable, "-c", LOOP, str(live), TINY], cwd=REPO, env=clean_env())
     outcomes = []
     try:
-        for i in range(3):
+        for i in range(2):  # each start races a partition into the same path
             res = run(train_cmd(live, tmp_path / f"run{i}", "train.epochs=1", "train.max_steps_per_epoch=2"),
                       timeout=240)
             lines = error_lines(res.stderr, "giantgcn-train: error: ")
