@@ -14,7 +14,9 @@ includes the loaded CSR, printed beside the RSS before the call):
 - ``plain+refine`` / ``combined+refine``: those followed by
   ``partition.graph.refine.rebalance`` (no part over mean·1.05 in inner nodes, edges, train nodes);
 - ``multi``: METIS's multi-constraint mode, three constraints (``metis_kway``);
-- ``multi+refine``: ``partition_nodes("metis", ...)``, what giantgcn-partition runs.
+- ``multi+refine``: ``partition_nodes("metis", ...)``, what giantgcn-partition runs;
+- ``contract+refine``: the same on the graph contracted to N/16 clusters first
+  (``partition.graph.coarsen``, what runs when METIS on every node would not fit).
 
 Prints one row per method × graph × P: the three max/mean imbalances, the edge cut and
 its ratio to ``plain``'s, seconds, peak RSS. Writes ``benchmarks/out/balance_bench.json``.
@@ -35,7 +37,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-METHODS = ("plain", "combined", "plain+refine", "combined+refine", "multi", "multi+refine")
+METHODS = ("plain", "combined", "plain+refine", "combined+refine", "multi", "multi+refine",
+           "contract+refine")
 
 
 def build_graph(nodes: int, train: float) -> Path:
@@ -83,6 +86,8 @@ def child(graph_dir: str, num_parts: int, method: str) -> dict:
     w = balance_weights(csr, train)
     if method == "multi+refine":
         parts = partition_nodes("metis", csr, num_parts, train, seed=0)
+    elif method == "contract+refine":
+        parts = partition_nodes("metis", csr, num_parts, train, seed=0, max_nodes=csr.num_nodes // 16)
     else:
         base = method.split("+")[0]
         cols = {"plain": w[:, :0], "combined": _combined_weight(w), "multi": w}[base]

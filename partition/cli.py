@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="run METIS on a uniform sample of about E undirected edges (METIS needs "
                          "~85 bytes per edge: 10^8 edges want ~20 GB); cut and balance are still "
                          "those of the full graph (default: every edge)")
+    ap.add_argument("--metis-max-nodes", type=float, metavar="N",
+                    help="contract the graph by size-constrained label propagation to at most about N "
+                         "clusters before METIS (METIS needs ~190 bytes per node); default: only when "
+                         "METIS's estimate exceeds the stored feature matrix and 256 MiB, to N/16")
     ap.add_argument("--feature-dtype", choices=FEATURE_DTYPES, default="float32",
                     help="dtype of the stored features (default float32); float16 / bfloat16 halve "
                          "shard bytes and each rank's feature memory, the trainer computes in float32")
@@ -88,6 +92,8 @@ def _validate(args: argparse.Namespace) -> None:
                          "every boundary row is stored already)")
     if args.metis_max_edges is not None and not args.metis_max_edges >= 1:
         raise InputError(f"--metis-max-edges: {args.metis_max_edges:g} is not >= 1")
+    if args.metis_max_nodes is not None and not args.metis_max_nodes >= 1:
+        raise InputError(f"--metis-max-nodes: {args.metis_max_nodes:g} is not >= 1")
     if args.seed < 0:
         raise InputError(f"--seed: {args.seed} is not >= 0")
 
@@ -128,7 +134,9 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
     with stage("partition", timings, bars, desc=f"partition ({args.method}, {args.num_parts} parts)",
                rss=rss):
         max_edges = None if args.metis_max_edges is None else int(args.metis_max_edges)
-        parts = partition_nodes(args.method, csr, args.num_parts, train_mask, args.seed, max_edges)
+        max_nodes = None if args.metis_max_nodes is None else int(args.metis_max_nodes)
+        parts = partition_nodes(args.method, csr, args.num_parts, train_mask, args.seed, max_edges,
+                                max_nodes=max_nodes, feature_bytes=int(graph.x.nbytes))
         stats = partition_stats(csr, parts, train_mask, args.num_parts)
     with stage("write", {}, bars, desc="write parts", total=args.num_parts, unit="parts",
                rss=rss) as update:

@@ -47,13 +47,14 @@ def _library() -> tuple[ctypes.CDLL, type, object]:
 
 
 def metis_kway(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
-               ufactor: int = DEFAULT_UFACTOR) -> np.ndarray:
+               ufactor: int = DEFAULT_UFACTOR, edge_weights: np.ndarray | None = None) -> np.ndarray:
     """int32 [N] part of every node from METIS k-way with ``weights.shape[1]`` constraints.
 
     ``weights``: int [N, C] non-negative, each column with a positive total (a column
     of zeros would make METIS divide by zero: drop it first). ``C = 0`` means plain
     METIS (unit node weights). Edge cut minimised, every column within
-    ``1 + ufactor/1000`` of its mean per part as far as METIS can.
+    ``1 + ufactor/1000`` of its mean per part as far as METIS can. ``edge_weights``:
+    int [nnz] aligned with ``csr.indices`` (symmetric), or None for unit weights.
     Raises InputError when METIS runs out of memory (``--metis-max-edges`` is the fix),
     RuntimeError on any other METIS failure (a bug).
     """
@@ -66,11 +67,12 @@ def metis_kway(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
     xadj = np.ascontiguousarray(csr.indptr, dtype=idx)
     adjncy = np.ascontiguousarray(csr.indices, dtype=idx)
     vwgt = np.ascontiguousarray(weights, dtype=idx) if ncon else None
+    adjwgt = None if edge_weights is None else np.ascontiguousarray(edge_weights, dtype=idx)
     scalars = np.array([n, max(ncon, 1), num_parts, 0], dtype=idx)  # nvtxs, ncon, nparts, objval
     part = np.empty(n, dtype=idx)
     with _c_stdout_silenced():
         status = lib.METIS_PartGraphKway(
-            _ptr(scalars[0:]), _ptr(scalars[1:]), _ptr(xadj), _ptr(adjncy), _ptr(vwgt), None, None,
+            _ptr(scalars[0:]), _ptr(scalars[1:]), _ptr(xadj), _ptr(adjncy), _ptr(vwgt), None, _ptr(adjwgt),
             _ptr(scalars[2:]), None, None, _ptr(opts), _ptr(scalars[3:]), _ptr(part))
     if status == METIS_ERROR_MEMORY:
         raise InputError(f"METIS ran out of memory on {csr.num_edges:,} edges; "

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from partition.errors import InputError
+from partition.graph.coarsen import contract, contraction_target, refine_cut
 from partition.graph.csr import CSR
 from partition.graph.metis import metis_kway, sample_edges
 from partition.graph.refine import TOLERANCE, rebalance
@@ -46,11 +47,13 @@ def _check_parts(num_nodes: int, num_parts: int) -> None:
 
 
 def metis_assign(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
-                 max_edges: int | None = None) -> np.ndarray:
+                 max_edges: int | None = None, max_nodes: int | None = None) -> np.ndarray:
     """int32 [N]: METIS k-way with one constraint per column of ``weights`` [N, C], unrefined.
 
     Columns with a zero total (no train node, no edge) or equal to the node column (every
     node in train) are not passed: METIS cannot balance a quantity that sums to zero.
+    ``max_nodes``: contract the (sampled) graph to about this many clusters first and
+    project METIS's parts back (:mod:`partition.graph.coarsen`); None: every node.
     """
     _check_parts(csr.num_nodes, num_parts)
     if num_parts == 1:
@@ -59,12 +62,25 @@ def metis_assign(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
     keep = [c for c in range(weights.shape[1])
             if totals[c] > 0 and (c == 0 or not np.array_equal(weights[:, c], weights[:, 0]))]
     sample = csr if max_edges is None else sample_edges(csr, max_edges, seed)
-    return metis_kway(sample, num_parts, weights[:, keep], seed)
+    if max_nodes is None:
+        return metis_kway(sample, num_parts, weights[:, keep], seed)
+    small, adjw, cw, cluster = contract(sample, weights[:, keep], num_parts, max_nodes, seed)
+    del sample
+    if small.num_nodes < num_parts:  # too few clusters to give every part one
+        return metis_kway(csr, num_parts, weights[:, keep], seed)
+    parts = metis_kway(small, num_parts, cw, seed, edge_weights=adjw)[cluster]
+    del small, adjw, cluster
+    return refine_cut(csr, parts, weights, num_parts, TOLERANCE, seed)
 
 
 def partition_nodes(method: str, csr: CSR, num_parts: int, train_mask: np.ndarray, seed: int,
-                    max_edges: int | None = None, tolerance: float = TOLERANCE) -> np.ndarray:
+                    max_edges: int | None = None, tolerance: float = TOLERANCE,
+                    max_nodes: int | None = None, feature_bytes: int = 0) -> np.ndarray:
     """int32 [N] part of every node by ``method`` ("metis" or "random"), then rebalanced.
+
+    METIS runs on a contracted graph when :func:`partition.graph.coarsen.contraction_target`
+    says so (``max_nodes`` is ``--metis-max-nodes``; ``feature_bytes`` the source's
+    feature matrix, the memory the run aims to stay under).
 
     Every method goes through the same balance rules: no part above mean·(1 + tolerance)
     in inner nodes, edges or train nodes where a move can get them there
@@ -72,7 +88,9 @@ def partition_nodes(method: str, csr: CSR, num_parts: int, train_mask: np.ndarra
     """
     weights = balance_weights(csr, train_mask)
     if method == "metis":
-        parts = metis_assign(csr, num_parts, weights, seed, max_edges)
+        edges = csr.num_edges if max_edges is None else min(csr.num_edges, max_edges)
+        target = contraction_target(csr.num_nodes, edges, feature_bytes, max_nodes)
+        parts = metis_assign(csr, num_parts, weights, seed, max_edges, target)
     elif method == "random":
         parts = random_partition(csr.num_nodes, num_parts, seed)
     else:

@@ -1,0 +1,205 @@
+"""Contract the graph before METIS when METIS on every node would not fit (issue 10).
+
+METIS costs ~190 bytes per vertex and ~150 per undirected edge (measured on the
+papers-shaped graph, ``benchmarks/README.md``): 1.2 GB for 10^6 nodes / 7·10^6 edges,
+2.5x the 488 MiB feature matrix the run must stay under. Sampling edges
+(``--metis-max-edges``) cannot go below the per-vertex cost. So, as a multilevel
+partitioner's first levels do, the graph is contracted first and METIS sees clusters:
+
+1. **Size-constrained label propagation** (Meyerhenke, Sanders & Schulz, "Partitioning
+   complex networks via size-constrained clustering", SEA 2014; KaMinPar's coarsening):
+   every node starts alone; in a seeded random order each node joins the neighbouring
+   cluster it has the most edges to, if that cluster stays under ``cap`` in *every*
+   balance quantity (nodes, edges, train nodes), so no cluster is heavier than a small
+   fraction (``1 / CAP_FRACTION``) of a part and the parts stay balanceable.
+2. **The cluster graph**: vertex weights summed per quantity, parallel edges merged into
+   one with the summed weight, internal edges dropped; built cluster by cluster with a
+   dense accumulator (O(clusters) scratch, never an O(E) int64 temporary).
+3. Repeated on the cluster graph while it has more than ``max_nodes`` vertices and
+   still shrinks; METIS (multi-constraint, edge-weighted) partitions the last level and
+   the parts are projected back. ``refine.rebalance`` then runs on the full graph.
+
+Everything in numba loops over the CSR; the result is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from partition.graph.csr import CSR
+
+CAP_FRACTION = 32
+"""No cluster may exceed ``1/CAP_FRACTION`` of a part's mean load in any quantity."""
+LP_ROUNDS = 5
+MAX_LEVELS = 6
+MIN_SHRINK = 0.9
+"""Stop contracting when a level keeps more than this fraction of the vertices."""
+METIS_BYTES_PER_NODE = 190
+METIS_BYTES_PER_EDGE = 150
+"""METIS peak per vertex and per undirected edge, measured (module docstring)."""
+AUTO_MIN_BYTES = 256 << 20
+"""Below this METIS estimate plain METIS is always used (small graphs keep its cut)."""
+
+
+def metis_bytes(num_nodes: int, num_edges: int) -> int:
+    """Estimated METIS peak (bytes) on ``num_nodes`` vertices and ``num_edges`` undirected edges."""
+    return METIS_BYTES_PER_NODE * num_nodes + METIS_BYTES_PER_EDGE * num_edges
+
+
+def contraction_target(num_nodes: int, num_edges: int, feature_bytes: int,
+                       max_nodes: int | None) -> int | None:
+    """Vertices METIS may see, or None for plain METIS on every node.
+
+    Rule: with ``--metis-max-nodes`` given, contract when ``num_nodes`` exceeds it; otherwise
+    contract when METIS's estimate (:func:`metis_bytes`) exceeds both the feature matrix's
+    bytes (``feature_bytes``, as the source holds it) and ``AUTO_MIN_BYTES``, to at most
+    ``num_nodes // 16`` vertices.
+    """
+    if max_nodes is not None:
+        return max_nodes if num_nodes > max_nodes else None
+    est = metis_bytes(num_nodes, num_edges)
+    if est <= max(feature_bytes, AUTO_MIN_BYTES):
+        return None
+    return max(num_nodes // 16, 1)
+
+
+@njit(cache=True, nogil=True)
+def _fits(load_row, w_row, cap):
+    for q in range(cap.shape[0]):
+        if load_row[q] + w_row[q] > cap[q]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _label_propagation(indptr, indices, adjw, w, cap, order, rounds, cluster, load):
+    """Move vertices (in ``order``) to the label they have most edge weight to, in place.
+
+    ``cluster`` int64 [n] labels, ``load`` int64 [labels, C] their summed weights; a move
+    needs a strictly larger connection and keeps the receiver within ``cap`` [C].
+    """
+    conn = np.zeros(load.shape[0], dtype=np.int64)
+    touched = np.empty(load.shape[0], dtype=np.int64)
+    for _ in range(rounds):
+        moved = 0
+        for u in order:
+            cu = cluster[u]
+            t = 0
+            for k in range(indptr[u], indptr[u + 1]):
+                cv = cluster[indices[k]]
+                if conn[cv] == 0:
+                    touched[t] = cv
+                    t += 1
+                conn[cv] += adjw[k]
+            best, best_conn = cu, conn[cu]
+            for i in range(t):
+                cv = touched[i]
+                if cv != cu and conn[cv] > best_conn and _fits(load[cv], w[u], cap):
+                    best, best_conn = cv, conn[cv]
+            for i in range(t):
+                conn[touched[i]] = 0
+            if best != cu:
+                for q in range(cap.shape[0]):
+                    load[cu, q] -= w[u, q]
+                    load[best, q] += w[u, q]
+                cluster[u] = best
+                moved += 1
+        if moved == 0:
+            break
+
+
+@njit(cache=True, nogil=True)
+def _cluster_graph(indptr, indices, adjw, cluster, nc):
+    """(indptr, indices, weights) of the cluster graph: merged edges, no self loops."""
+    n = indptr.shape[0] - 1
+    by_cluster = np.argsort(cluster, kind="mergesort")
+    starts = np.zeros(nc + 1, dtype=np.int64)
+    for u in range(n):
+        starts[cluster[u] + 1] += 1
+    starts = np.cumsum(starts)
+    acc = np.zeros(nc, dtype=np.int64)
+    touched = np.empty(nc, dtype=np.int64)
+    out_ptr = np.zeros(nc + 1, dtype=np.int64)
+    for sweep in range(2):  # 0: count distinct neighbours, 1: fill
+        if sweep == 1:
+            out_ptr = np.cumsum(out_ptr)
+            out_idx = np.empty(out_ptr[nc], dtype=np.int64)
+            out_w = np.empty(out_ptr[nc], dtype=np.int64)
+        for a in range(nc):
+            t = 0
+            for i in range(starts[a], starts[a + 1]):
+                u = by_cluster[i]
+                for k in range(indptr[u], indptr[u + 1]):
+                    b = cluster[indices[k]]
+                    if b != a:
+                        if acc[b] == 0:
+                            touched[t] = b
+                            t += 1
+                        acc[b] += adjw[k]
+            if sweep == 0:
+                out_ptr[a + 1] = t
+            else:
+                base = out_ptr[a]
+                srt = np.sort(touched[:t])
+                for i in range(t):
+                    out_idx[base + i] = srt[i]
+                    out_w[base + i] = acc[srt[i]]
+            for i in range(t):
+                acc[touched[i]] = 0
+    return out_ptr, out_idx, out_w
+
+
+def contract(csr: CSR, weights: np.ndarray, num_parts: int, max_nodes: int,
+             seed: int) -> tuple[CSR, np.ndarray, np.ndarray, np.ndarray]:
+    """Contract until at most ``max_nodes`` vertices (or no more progress).
+
+    ``weights``: int64 [N, C] balance quantities. Returns (cluster CSR, int64 [M] edge
+    weights aligned with its ``indices``, int64 [Nc, C] summed vertex weights, int64 [N]
+    cluster of every original node). Deterministic for a seed.
+    """
+    cap = np.maximum(weights.sum(axis=0) // (num_parts * CAP_FRACTION), 1).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    indptr, indices = csr.indptr, csr.indices
+    adjw = np.broadcast_to(np.int64(1), indices.shape)  # unit weights, no O(E) array
+    w = np.ascontiguousarray(weights, dtype=np.int64)
+    mapping = np.arange(csr.num_nodes, dtype=np.int64)
+    for _ in range(MAX_LEVELS):
+        n = indptr.shape[0] - 1
+        if n <= max_nodes:
+            break
+        order = rng.permutation(n).astype(np.int64)
+        labels = np.arange(n, dtype=np.int64)
+        _label_propagation(indptr, indices, adjw, w, cap, order, LP_ROUNDS, labels, w.copy())
+        uniq, cluster = np.unique(labels, return_inverse=True)
+        nc = uniq.shape[0]
+        if nc > MIN_SHRINK * n:
+            break
+        indptr, indices, adjw = _cluster_graph(indptr, indices, adjw, cluster, nc)
+        w2 = np.zeros((nc, w.shape[1]), dtype=np.int64)
+        for q in range(w.shape[1]):
+            w2[:, q] = np.bincount(cluster, weights=w[:, q], minlength=nc).astype(np.int64)
+        w, mapping = w2, cluster[mapping]
+    return CSR(indptr, indices), adjw, w, mapping
+
+
+def refine_cut(csr: CSR, parts: np.ndarray, weights: np.ndarray, num_parts: int,
+               tolerance: float, seed: int, rounds: int = LP_ROUNDS) -> np.ndarray:
+    """int32 [N]: ``parts`` after label-propagation refinement on the full graph.
+
+    Each node, in a seeded random order, moves to the part it has most edges to when that
+    is strictly more than to its own and the receiver stays within mean·(1 + tolerance)
+    in every quantity of ``weights`` [N, C] (KaMinPar's LP refinement): the cut only falls,
+    no bound is newly broken. Used after projecting a contracted partition back.
+    """
+    w = np.ascontiguousarray(weights, dtype=np.int64)
+    cap = np.floor(w.sum(axis=0) / num_parts * (1.0 + tolerance)).astype(np.int64)
+    labels = parts.astype(np.int64)
+    load = np.zeros((num_parts, w.shape[1]), dtype=np.int64)
+    for q in range(w.shape[1]):
+        load[:, q] = np.bincount(labels, weights=w[:, q], minlength=num_parts).astype(np.int64)
+    cap = np.maximum(cap, load.max(axis=0))  # a part already over may keep, never gain
+    order = np.random.default_rng([seed, 7]).permutation(csr.num_nodes).astype(np.int64)
+    adjw = np.broadcast_to(np.int64(1), csr.indices.shape)
+    _label_propagation(csr.indptr, csr.indices, adjw, w, cap, order, rounds, labels, load)
+    return labels.astype(np.int32)

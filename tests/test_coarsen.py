@@ -1,0 +1,87 @@
+"""Issue 10: METIS on a contracted graph when METIS on every node would not fit.
+
+The contraction path must give a valid partition (every node in exactly one part,
+the three balances within 1.10, the same parts for the same seed), a cut close to
+plain METIS's, and be chosen by the documented rule only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from partition.graph.coarsen import AUTO_MIN_BYTES, contract, contraction_target, metis_bytes
+from partition.graph.csr import build_csr
+from partition.graph.metis import metis_kway
+from partition.graph.partitioners import balance_weights, partition_nodes, partition_stats
+from partition.readers.source_graph import split_mask
+from partition.readers.synthetic import make_synthetic, parse_synthetic_spec
+
+BOUND = 1.10
+
+
+def _graph(spec: str):
+    g = make_synthetic(parse_synthetic_spec(spec))
+    return build_csr(g.num_nodes, g.edge_chunks), split_mask(g.num_nodes, g.train_idx)
+
+
+@pytest.mark.parametrize(("spec", "num_parts"), [
+    ("nodes=20000,train=0.01", 8),
+    ("nodes=20000,train=0.6,degree=8", 4),
+    ("nodes=30000,train=0.02,local=0.96", 16),
+])
+def test_contracted_partition_is_valid_balanced_and_deterministic(spec, num_parts):
+    csr, train = _graph(spec)
+    target = csr.num_nodes // 16
+    parts = partition_nodes("metis", csr, num_parts, train, 3, max_nodes=target)
+    assert parts.shape == (csr.num_nodes,) and parts.min() >= 0 and parts.max() < num_parts
+    stats = partition_stats(csr, parts, train, num_parts)
+    assert max(stats["node_imbalance"], stats["edge_imbalance"], stats["train_imbalance"]) <= BOUND
+    assert min(q["num_inner"] for q in stats["parts"]) > 0
+    np.testing.assert_array_equal(parts, partition_nodes("metis", csr, num_parts, train, 3,
+                                                         max_nodes=target))
+    plain = partition_stats(csr, metis_kway(csr, num_parts, np.zeros((csr.num_nodes, 0), np.int64), 0),
+                            train, num_parts)
+    assert stats["edge_cut"] <= 1.25 * plain["edge_cut"], (stats["edge_cut"], plain["edge_cut"])
+
+
+def test_cluster_graph_keeps_weights_and_cut_edges():
+    """Summed vertex weights equal the graph's; cluster-graph edge weight = edges between clusters."""
+    csr, train = _graph("nodes=5000,train=0.05")
+    w = balance_weights(csr, train)
+    small, adjw, cw, cluster = contract(csr, w, 4, 500, seed=1)
+    assert small.num_nodes < csr.num_nodes and cluster.shape == (csr.num_nodes,)
+    np.testing.assert_array_equal(cw.sum(axis=0), w.sum(axis=0))
+    np.testing.assert_array_equal(cw, np.stack([np.bincount(cluster, weights=w[:, q], minlength=small.num_nodes)
+                                                for q in range(3)], axis=1).astype(np.int64))
+    src = np.repeat(np.arange(csr.num_nodes), csr.degree())
+    crossing = cluster[src] != cluster[csr.indices]
+    assert int(adjw.sum()) == int(crossing.sum())  # every crossing edge, both directions
+    rows = np.repeat(np.arange(small.num_nodes), small.degree())
+    assert not np.any(rows == small.indices)  # no self loops
+    assert np.all(cw.max(axis=0) <= np.maximum(w.sum(axis=0) // (4 * 32), w.max(axis=0)))
+
+
+def test_rule_keeps_plain_metis_on_small_graphs():
+    assert contraction_target(100_000, 1_000_000, 0, None) is None  # estimate below 256 MiB
+    assert metis_bytes(10**6, 7 * 10**6) > AUTO_MIN_BYTES
+    assert contraction_target(10**6, 7 * 10**6, 256 << 20, None) == 10**6 // 16
+    assert contraction_target(10**6, 7 * 10**6, 4 << 30, None) is None  # features are bigger
+    assert contraction_target(1000, 5000, 0, 200) == 200
+    assert contraction_target(1000, 5000, 0, 2000) is None
+
+
+def test_cli_metis_max_nodes(tmp_path, capsys):
+    from partition import load_manifest
+    from partition.cli import main
+
+    out = tmp_path / "ds"
+    assert main(["--input", "synthetic:nodes=3000,train=0.05,features=4", "--num-parts", "4",
+                 "--metis-max-nodes", "200", "--out", str(out), "--quiet"]) == 0
+    m = load_manifest(out)
+    assert sum(q["num_inner"] for q in m["parts"]) == 3000
+    assert max(m["node_imbalance"], m["edge_imbalance"], m["train_imbalance"]) <= BOUND
+    assert main(["--input", "synthetic:nodes=300", "--metis-max-nodes", "0",
+                 "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "--metis-max-nodes: 0 is not >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
