@@ -71,3 +71,25 @@ def test_exact_inference_equals_the_whole_graph_forward(tmp_path, hops, parts, w
         got[gids] = logits
     assert np.abs(got - want).max() <= 1e-4
     assert np.array_equal(got.argmax(1), want.argmax(1))
+
+
+def test_layer_files_reuse_only_unchanged_files(tmp_path):
+    """A saved (layer, part) corrupted in place with its shape and dtype intact, or without
+    its checksum (killed between the two renames), is recomputed, not reused (issue 11 review)."""
+    files = LayerFiles(tmp_path)
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    files.save(1, 2, rows)
+    np.testing.assert_array_equal(files.load(1, 2, (4, 3)), rows)
+    path = files.path(1, 2)
+    with open(path, "r+b") as f:  # flip one byte of the last row: header and shape unchanged
+        f.seek(-1, 2)
+        byte = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([byte[0] ^ 0x40]))
+    assert np.load(path).shape == (4, 3)
+    assert files.load(1, 2, (4, 3)) is None
+    files.save(1, 2, rows)  # recomputed and saved again: reused once more
+    np.testing.assert_array_equal(files.load(1, 2, (4, 3)), rows)
+    path.with_name(path.name + ".sha256").unlink()
+    assert files.load(1, 2, (4, 3)) is None
+    assert files.reused == 2

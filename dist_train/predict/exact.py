@@ -37,6 +37,7 @@ from dist_train.sampling.exact import AllToAll
 from dist_train.sampling.fetch import FetchStats, RowStore, fetch_rows
 from dist_train.sampling.sampler import NeighborSampler
 from partition.store.format import Partition
+from partition.store.npy_stream import sha256_file
 
 
 @dataclass
@@ -89,8 +90,11 @@ class OwnNodes:
 
 class LayerFiles:
     """``DIR/layer-{l}/part-{p:05d}.npy``: one finished layer of one part, float32
-    [num_inner, width] in the part's inner order. Written to a temporary name, fsynced and
-    renamed, so a file that exists is complete (a killed rank leaves no half file)."""
+    [num_inner, width] in the part's inner order, with ``part-{p:05d}.npy.sha256`` beside
+    it (the file's sha256, hex). Written to a temporary name, fsynced and renamed, the
+    checksum last, so a file is reused only when it is complete and unchanged: a killed
+    rank's half file, or a saved file corrupted in place with its shape intact (issue 11
+    review), is recomputed, never served to the other ranks."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -100,12 +104,18 @@ class LayerFiles:
     def path(self, layer: int, part_id: int) -> Path:
         return self.root / f"layer-{layer}" / f"part-{part_id:05d}.npy"
 
+    @staticmethod
+    def _digest_path(path: Path) -> Path:
+        return path.with_name(path.name + ".sha256")
+
     def load(self, layer: int, part_id: int, shape: tuple[int, int]) -> np.ndarray | None:
-        """The saved rows, or None when absent or of another shape (then recomputed)."""
+        """The saved rows, or None when absent, of another shape, or not matching the
+        sha256 saved with them (then recomputed). Reads the file once to hash it."""
         path = self.path(layer, part_id)
-        if not path.is_file():
-            return None
         try:
+            want = self._digest_path(path).read_text().strip()
+            if sha256_file(path) != want:
+                return None
             a = np.load(path, mmap_mode="r")
         except (OSError, ValueError):
             return None
@@ -117,12 +127,20 @@ class LayerFiles:
     def save(self, layer: int, part_id: int, rows: np.ndarray) -> None:
         path = self.path(layer, part_id)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._digest_path(path).unlink(missing_ok=True)  # no stale checksum vouches for the new file
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         with open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(rows, dtype=np.float32))
             f.flush()
             os.fsync(f.fileno())
+        digest = sha256_file(tmp)
         os.replace(tmp, path)
+        dtmp = tmp.with_name(tmp.name + ".sha256")
+        with open(dtmp, "w") as f:
+            f.write(digest + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(dtmp, self._digest_path(path))
 
 
 def exact_capable(model: torch.nn.Module) -> bool:
