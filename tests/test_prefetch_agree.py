@@ -53,7 +53,7 @@ def _stop_together(rank: int, world: int, steps: int) -> dict:
 
 
 @pytest.mark.multiproc
-@pytest.mark.parametrize("steps", [1, 7])
+@pytest.mark.parametrize("steps", [7])  # steps=7 wedged before the agreement (rank 1 slow)
 def test_ranks_that_stop_at_the_same_step_leave_no_thread_in_a_collective(steps):
     out = run_ranks(_stop_together, 2, steps, timeout=120)
     for rank, res in enumerate(out):
