@@ -41,12 +41,29 @@ def stage(name: str, timings: dict[str, float], enabled: bool, desc: str | None 
         yield bar.update
     finally:
         timings[name] = time.perf_counter() - t0
+        trim_heap()  # what this stage freed leaves RSS before the next stage starts
         if sampler is not None and rss is not None:
             rss[name] = sampler.stop()
         done.set()
         if ticker.is_alive():
             ticker.join()
         bar.close()
+
+
+def trim_heap() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim(0)``; a no-op elsewhere).
+
+    glibc keeps freed blocks below its (growing) mmap threshold inside the heap, so
+    METIS's and numba's temporaries would otherwise stay in RSS through the write stage.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass  # not glibc: nothing to trim
 
 
 def _tick(bar: tqdm, done: threading.Event) -> None:
