@@ -196,6 +196,21 @@ def test_unlabelled_counted_in_manifest_and_summary(tmp_path, capsys):
 
 # ---------------------------------------------------------------- split conventions
 
+@pytest.mark.parametrize("sentinel", [10**9, 999])
+def test_label_beyond_the_node_count_is_refused(tmp_path, capsys, sentinel):
+    """A label >= N (a node id, or a sentinel like 999 for 'unlabelled') would make the
+    trainer build an output layer of that many classes; refused naming node and value."""
+    y = Y.copy()
+    y[3] = sentinel
+    d = write_npy(tmp_path / "g", y=y)
+    code = partition_main(["--input", f"npy:{d}", "--out", str(tmp_path / "ds"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"label {sentinel} at node 3" in err[0]
+    assert not (tmp_path / "ds").exists()
+    y[3] = Y.shape[0] - 1  # the largest class id N nodes can have is still read
+    read_source(f"npy:{write_npy(tmp_path / 'h', y=y)}")
+
+
 def _pt(tmp_path: Path, **fields) -> str:
     data = Data(edge_index=torch.from_numpy(EDGES), x=torch.from_numpy(X), y=torch.from_numpy(Y),
                 **fields)

@@ -139,7 +139,8 @@ def pick_splits(found: Sequence[Sequence[SplitInput]], names: Sequence[str], lab
 
 def check_split_labels(y: np.ndarray, splits: Sequence[np.ndarray], names: Sequence[str],
                        where: str) -> None:
-    """Every split node has a label (``y >= 0``) and the train split is not empty.
+    """Every split node has a label (``y >= 0``), no label reaches the node count, and the
+    train split is not empty.
 
     ``y``: int64 [N] with -1 for unlabelled nodes; ``splits``: int64 id arrays in the
     order of ``names``; ``where`` names the source. Raises InputError (issue 10: an
@@ -150,6 +151,11 @@ def check_split_labels(y: np.ndarray, splits: Sequence[np.ndarray], names: Seque
         if unlabelled.size:
             raise InputError(f"{where}: {unlabelled.size} node(s) of the {name} split have no label "
                              f"(NaN or negative), e.g. node {unlabelled[0]}")
+    top = int(y.max()) if y.size else -1
+    if top >= y.shape[0]:  # more classes than nodes: an id or a sentinel, not a class
+        raise InputError(f"{where}: label {top} at node {int(np.argmax(y))} is not a class id: "
+                         f"labels are 0..C-1 with C at most the {y.shape[0]} nodes (an output "
+                         f"layer of {top + 1} classes); mark unlabelled nodes with NaN or -1")
     if splits[0].size == 0:
         raise InputError(f"{where}: the train split is empty; giantgcn-train needs labelled "
                          "training nodes")
