@@ -65,6 +65,14 @@ def test_timeout_message_names_key_and_range():
     assert _refused("dist.timeout_s=1e20").startswith("dist.timeout_s: 1e+20 is too large: at most 9.2e+12")
 
 
+@pytest.mark.parametrize("key", ["dist.timeout_s", "dist.init_timeout_s"])
+@pytest.mark.parametrize("value", ["1e-9", "0.0009"])
+def test_timeout_below_a_millisecond_is_refused(key, value):
+    """gloo rounds it to 0 ms and fails its first collective (review of issue 16)."""
+    assert _refused(f"{key}={value}").startswith(f"{key}: {float(value)} is too small: at least 0.001")
+    assert load_config(None, [f"{key}=0.001"])
+
+
 def test_largest_timeout_works_in_timedelta_and_gloo():
     """The bound is where gloo stops: 9.2e12 s runs a collective, 9.3e12 s does not."""
     import torch.distributed as dist

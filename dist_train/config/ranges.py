@@ -43,6 +43,11 @@ MAX_TIMEOUT_S = 9.2e12
 """gloo keeps a timeout as int64 microseconds: 9.3e12 s fails its ``timeout.count() >= 0``
 check (measured, torch 2.13); ``timedelta`` itself stops at 8.64e13 s (999,999,999 days)."""
 
+MIN_TIMEOUT_S = 1e-3
+"""gloo counts a timeout in whole milliseconds: below 1 ms it is 0 ms, which its
+``timeout.count() > 0`` check refuses mid-run, reported as a rank that did not answer
+(measured with ``dist.timeout_s=1e-9`` and ``1e-4``, torch 2.13; review of issue 16)."""
+
 INT64_MAX = 2**63 - 1
 """Batch sizes and queue depths become numpy int64 sizes."""
 

@@ -250,6 +250,8 @@ class DistConfig:
             R.finite_in(v, 0, R.MAX_TIMEOUT_S, f"{s}.{name}",
                         "seconds; gloo keeps timeouts as int64 microseconds")
             _check(v > 0, s, name, f"{v} is not > 0")
+            _check(v >= R.MIN_TIMEOUT_S, s, name, f"{v} is too small: at least "
+                   f"{R.MIN_TIMEOUT_S:g} (gloo counts timeouts in whole milliseconds)")
 
 
 @dataclass
