@@ -315,6 +315,16 @@ def test_row_and_standard_normalisation(tmp_path, monkeypatch):
     assert (got[:, 0] == 0).all()
 
 
+def test_standard_normalisation_of_a_column_whose_mean_dwarfs_its_spread(tmp_path, monkeypatch):
+    """1e6 +- 1e-3 (a year or an id-like column): sums of x^2 cancel in float64, and the
+    column used to come out 'constant' and stay unscaled."""
+    monkeypatch.setattr(features_mod, "BLOCK_BYTES", 30)
+    x = 1e6 + RNG.standard_normal((6, 2)) * 1e-3
+    std = read_source(f"npy:{write_npy(tmp_path / 'g', x=x)}",
+                      features=FeatureOptions(normalize="standard"))
+    np.testing.assert_allclose(np.asarray(std.x, np.float64).std(0), 1.0, rtol=1e-4)
+
+
 def test_normalisation_recorded_in_manifest(tmp_path):
     out = tmp_path / "ds"
     assert partition_main(["--input", "synthetic:nodes=300", "--num-parts", "2", "--out", str(out),

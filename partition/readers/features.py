@@ -132,16 +132,26 @@ def _checked_float64(block: np.ndarray, lo: int, where: str) -> np.ndarray:
 
 
 def column_stats(src: FeatureSource) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) float64 [F] over every row, in one streamed pass (constant column: std 1)."""
+    """(mean, std) float64 [F] over every row, in one streamed pass (constant column: std 1).
+
+    Sums are taken about the first row (the shifted-data variance, Chan, Golub & LeVeque
+    1983): plain sums of x and x^2 cancel catastrophically when the mean dwarfs the spread
+    (a column of 1e6 +- 1e-3 came out constant).
+    """
     total = np.zeros(src.num_cols)
     squares = np.zeros(src.num_cols)
+    shift = None
     for lo, block in src.blocks():
         b = _checked_float64(block, lo, src.where)
+        if shift is None and b.shape[0]:
+            shift = b[0].copy()
+        b -= shift if shift is not None else 0.0
         total += b.sum(axis=0)
         squares += np.square(b).sum(axis=0)
     n = max(src.num_rows, 1)
-    mean = total / n
-    std = np.sqrt(np.maximum(squares / n - np.square(mean), 0.0))
+    centred = total / n
+    mean = centred + (shift if shift is not None else 0.0)
+    std = np.sqrt(np.maximum(squares / n - np.square(centred), 0.0))
     std[std <= 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
     return mean, std
 
