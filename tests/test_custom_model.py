@@ -197,3 +197,15 @@ def test_the_gat_example_trains_on_two_ranks(data, tmp_path):
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
     gat = load_model_class(GAT)(in_dim=16, out_dim=4, hidden=16, heads=2)
     gat.load_state_dict(saved["model"])  # model.pt loads straight into the user's class
+
+
+def test_a_user_model_raising_mid_training_is_one_line_naming_the_class():
+    """Review of issue 14: a forward that raises after the probe passed (step 3) was a traceback."""
+    from dist_train.model.custom import user_model_failure
+    from partition.errors import InputError
+
+    err = user_model_failure("mymods:Step3", ValueError("boom"), 0, 3)
+    assert isinstance(err, InputError)
+    assert str(err) == "model.arch: mymods:Step3: forward/backward raised ValueError: boom at epoch 0 step 3"
+    builtin = ValueError("ours")
+    assert user_model_failure("gcn", builtin, 0, 3) is builtin  # our own bugs keep their traceback

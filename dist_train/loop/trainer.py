@@ -39,6 +39,7 @@ from dist_train.loop.metrics import EpochTimer, MetricsLog, progress_bar
 from dist_train.loop.resume import apply_optim_config, check_resumable, resumed_segments
 from dist_train.loop.schedule import build_scheduler
 from dist_train.loop.timed_allreduce import attach_timed_allreduce
+from dist_train.model.custom import user_model_failure
 from dist_train.model.models import build_model
 from dist_train.predict.exact import exact_capable, rank_parts
 from dist_train.rundir.writes import write_on_rank0, writing
@@ -180,10 +181,13 @@ class Trainer:
         self.ddp.train()
         t0 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.ddp(batch.x, batch.subgraph)
         n = batch.y.shape[0]
-        loss_sum = F.cross_entropy(logits, batch.y, reduction="sum")
-        (loss_sum * (weight / max(n, 1))).backward()  # DDP averages the ranks' gradients
+        try:
+            logits = self.ddp(batch.x, batch.subgraph)
+            loss_sum = F.cross_entropy(logits, batch.y, reduction="sum")
+            (loss_sum * (weight / max(n, 1))).backward()  # DDP averages the ranks' gradients
+        except Exception as err:  # noqa: BLE001 - a user's model may raise anything mid-run
+            raise user_model_failure(self.cfg.model.arch, err, epoch, step) from None
         timer.forward_backward_s += time.perf_counter() - t0
         stats = torch.tensor([loss_sum.item() * weight, n * weight, 0.0, float(self.stop.is_set())])
         stats[2] = float(not self.gradients_finite() or not math.isfinite(stats[0]))

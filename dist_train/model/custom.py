@@ -67,6 +67,21 @@ def _raised(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def user_model_failure(arch: str, err: Exception, epoch: int, step: int) -> Exception:
+    """What a training step's exception becomes: one line naming a user's class.
+
+    A user's model (``arch`` is ``module:ClassName``) that raises in forward/backward after
+    the start-up probe passed gives InputError (exit 2) naming the class, the position and
+    the error; a communication failure, or any error of the built-in models, is returned
+    unchanged (the trainer's own handling names a lost rank). Review of issue 14.
+    """
+    from dist_train.runtime import process_group as pg  # the trainer imports us: no cycle
+
+    if not is_custom(arch) or (isinstance(err, RuntimeError) and pg.is_comm_failure(err)):
+        return err
+    return _fail(arch, f"forward/backward raised {_raised(err)} at epoch {epoch} step {step}")
+
+
 def _import_module(spec: str, module: str) -> Any:
     try:
         if module.endswith(".py"):
