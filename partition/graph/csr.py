@@ -35,7 +35,8 @@ class CSR:
     indptr: np.ndarray
     """int64 [N+1]"""
     indices: np.ndarray
-    """int64 [nnz], nnz = 2 × undirected edges"""
+    """int32 [nnz] when N < 2^31 (else int64), nnz = 2 × undirected edges (issue 12: half
+    the bytes of the largest array the partitioner holds)"""
 
     @property
     def num_nodes(self) -> int:
@@ -141,7 +142,7 @@ def build_csr(num_nodes: int, edge_chunks: EdgeChunks,
         if progress is not None:
             progress(int(np.asarray(src).size))
     indptr = np.cumsum(counts, out=counts)
-    indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    indices = np.empty(int(indptr[-1]), dtype=dtype)  # int32 column ids when N < 2^31
     cursor = indptr[:-1].copy()
     while kept:  # free each chunk as soon as it is placed
         s, d = kept.pop()
