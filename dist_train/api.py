@@ -39,7 +39,7 @@ from dist_train.loop.setup import (
 )
 from dist_train.loop.tensorboard import require_tensorboard
 from dist_train.loop.trainer import Trainer
-from dist_train.netsetup import InterfaceSetter, name_the_lost
+from dist_train.netsetup import InterfaceSetter, ifnames_restored, name_the_lost
 from dist_train.report.cli import plot_after_run
 from dist_train.rundir import RunDirLock, open_run_dir, write_on_rank0, writing
 from dist_train.runtime import peers
@@ -99,7 +99,7 @@ def train(config: ConfigLike = None, data: str | os.PathLike | None = None,
     """
     cfg = resolve_config(config, data, overrides)
     run_dir = Path(run_dir)
-    with stop_handlers(StopFlag()) as stop:  # before the rendezvous: a stop while waiting counts
+    with stop_handlers(StopFlag()) as stop, ifnames_restored():  # a stop while waiting counts
         if dist.is_initialized():
             joined = _joined_world()
             return _run(cfg, joined, pg.pick_device(cfg.dist.device, joined.local_rank), run_dir,

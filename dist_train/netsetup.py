@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from dist_train.runtime import netif, peers
 from dist_train.runtime import process_group as pg
@@ -65,6 +66,25 @@ class InterfaceSetter:
                       socket.gethostname(), choice.ifname, choice.address, choice.reason,
                       " ".join(f"{k}={v}" for k, v in choice.env.items()),
                       f" (kept yours: {user})" if user else "")
+
+
+@contextmanager
+def ifnames_restored() -> Iterator[None]:
+    """Put ``GLOO_SOCKET_IFNAME`` / ``NCCL_SOCKET_IFNAME`` back as they were on exit.
+
+    :class:`InterfaceSetter` writes them for this process's process group; a caller of the
+    Python API (``dist_train.train``) keeps its environment, so processes it starts later
+    (on other hosts, say) do not inherit an interface chosen for this run.
+    """
+    saved = {v: os.environ.get(v) for v in netif.IFNAME_VARS}
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def name_the_lost(err: RuntimeError, table: Sequence[peers.Peer], rank: int,

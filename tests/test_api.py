@@ -4,6 +4,7 @@ and the same run as ``giantgcn-train`` (the CLI is a wrapper over it)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def _final_line(run_dir: Path) -> dict:
 
 @pytest.fixture
 def single_process(monkeypatch):
-    for var in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+    for var in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK",
+                "GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -44,8 +46,10 @@ def test_train_in_process_returns_what_the_cli_run_ends_with(data, tmp_path, sin
     final = train(CONFIG, data=data, run_dir=tmp_path / "api")
     assert final == {k: v for k, v in _final_line(tmp_path / "api").items()}
     assert final["epochs_run"] == 2 and final["total_steps"] == 16 and 0.0 <= final["test_acc"] <= 1.0
-    # the caller's process is left as found: no process group, its own signal handler
+    # the caller's process is left as found: no process group, its own signal handler, and no
+    # interface variables (processes it starts later, on other hosts, would inherit "lo")
     assert not dist.is_initialized() and signal.getsignal(signal.SIGTERM) is handler
+    assert not {"GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"} & set(os.environ)
     assert load_config(tmp_path / "api" / "config.yaml").model.hidden == 16
     # the command line is the same function: same seed, same model, same figures
     assert cli.main(["--data", str(data), "--out", str(tmp_path / "cli"), *FLAT]) == 0
