@@ -8,6 +8,7 @@ a small DDP model on rank-dependent inputs, all-gathers every rank's parameters 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -38,7 +39,8 @@ def main(out: str) -> int:
         after = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
         every: list = [None] * world.world_size
         dist.all_gather_object(every, after)
-        del model
+        del model, opt
+        gc.collect()  # DDP's reducer must go before the process group (gloo aborts otherwise)
     record = {"rank": world.rank, "host": socket.gethostname(), "before": before, "after": after,
               "every_rank": every, "master_addr": world.master_addr,
               "ifname": {v: os.environ.get(v) for v in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")}}
