@@ -28,13 +28,14 @@ from numba import njit, prange
 
 from partition.graph.cache import choose_cache
 from partition.graph.csr import CSR
+from partition.store.format import LocalIdRanges
 
 _UNSEEN = -1
 _HALO = -2  # marked during the BFS; halo ids are assigned once the halo is sorted
 
 
 @dataclass
-class PartGraph:
+class PartGraph(LocalIdRanges):
     """One part's local graph (see the module docstring for id order and halo rows)."""
 
     global_ids: np.ndarray
@@ -47,17 +48,6 @@ class PartGraph:
     num_feature_rows: int = -1
     """Local ids ``[0, num_feature_rows)`` have stored feature rows; -1 means all."""
 
-    def __post_init__(self) -> None:
-        if self.num_feature_rows < 0:
-            self.num_feature_rows = self.num_local
-
-    @property
-    def num_local(self) -> int:
-        return int(self.global_ids.shape[0])
-
-    @property
-    def num_halo(self) -> int:
-        return self.num_local - self.num_inner
 
 
 @njit(cache=True, nogil=True)

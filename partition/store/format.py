@@ -263,8 +263,30 @@ def load_manifest(dataset_dir: str | Path) -> dict:
     return manifest
 
 
+class LocalIdRanges:
+    """Local id ranges of a part's graph, derived from ``global_ids`` (int64 [n_local]),
+    ``num_inner`` and ``num_feature_rows`` (-1 on construction means every local node has a
+    feature row). Shared by the writer's ``PartGraph`` and the reader's :class:`Partition`."""
+
+    global_ids: np.ndarray
+    num_inner: int
+    num_feature_rows: int
+
+    def __post_init__(self) -> None:
+        if self.num_feature_rows < 0:
+            self.num_feature_rows = self.num_local
+
+    @property
+    def num_local(self) -> int:
+        return int(self.global_ids.shape[0])
+
+    @property
+    def num_halo(self) -> int:
+        return self.num_local - self.num_inner
+
+
 @dataclass
-class Partition:
+class Partition(LocalIdRanges):
     """One part, arrays memory-mapped read-only; local ids: inner first, then halo.
 
     Halo nodes with feature rows come first among the halo: local ids ``[0,
@@ -295,17 +317,6 @@ class Partition:
     num_feature_rows: int = -1
     """-1 (the default) means every local node has a row."""
 
-    def __post_init__(self) -> None:
-        if self.num_feature_rows < 0:
-            self.num_feature_rows = self.num_local
-
-    @property
-    def num_local(self) -> int:
-        return int(self.global_ids.shape[0])
-
-    @property
-    def num_halo(self) -> int:
-        return self.num_local - self.num_inner
 
 
 def open_array(dataset_dir: Path, manifest: dict, rel: str) -> np.ndarray:
