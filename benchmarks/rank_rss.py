@@ -6,7 +6,8 @@ torchrun starts one copy per rank; each writes ``OUT_DIR/rss-rank<R>.json`` with
 ``ru_maxrss`` (resident pages, mapped shard files included), so a benchmark sees every
 rank's peak instead of only the largest child's that ``wait4`` on torchrun would give.
 It also records the RSS right after the imports (torch, PyG, numba: the part of a
-rank's memory that no partitioning can shrink).
+rank's memory that no partitioning can shrink), and the peak reached before the first
+evaluation starts (``train_peak_rss_mib``: the training steps alone).
 The library is untouched: this file only wraps ``dist_train.cli.main``.
 """
 
@@ -23,16 +24,29 @@ def main() -> int:
     out = Path(sys.argv[1])
     rank = int(os.environ.get("RANK", "0"))
     from dist_train.cli import main as train_main
+    from dist_train.loop.trainer import Trainer
 
+    marks: dict[str, float] = {}
+    evaluate = Trainer.evaluate
+
+    def marked(self):  # the first evaluation: what the training steps alone reached
+        marks.setdefault("train_peak_rss_mib", _peak_mib())
+        return evaluate(self)
+
+    Trainer.evaluate = marked
     with open("/proc/self/statm") as f:
         after_imports_mib = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     try:
         return train_main(sys.argv[2:])
     finally:
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
         out.mkdir(parents=True, exist_ok=True)
         (out / f"rss-rank{rank}.json").write_text(json.dumps(
-            {"rank": rank, "peak_rss_mib": peak_mib, "after_imports_mib": after_imports_mib}))
+            {"rank": rank, "peak_rss_mib": _peak_mib(), "after_imports_mib": after_imports_mib,
+             **marks}))
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 if __name__ == "__main__":

@@ -113,3 +113,23 @@ def test_fetched_rows_equal_the_source_rows(data, cache):
         assert stats.own == ids.shape[0] - far and stats.cache_hits + stats.remote == far
         assert far > 0 and (stats.cache_hits == 0 if cache == "none" else stats.cache_hits > 0)
         assert stats.bytes_in == stats.remote * 4 * feats.shape[1]
+
+
+@pytest.mark.parametrize("key", [8, "8c"])
+def test_one_part_as_stored_equals_the_merge(data, key):
+    """A rank with one part uses the shard's own arrays (no copy); they must be exactly what
+    the merge of several parts builds, owners included (and the shard's memmaps, not copies)."""
+    from dist_train.data.exact_graph import _merged
+    from partition import load_partition
+
+    ds = data[key]
+    plan = [[p] for p in range(8)]
+    for rank in (0, 5):
+        fast = load_exact_graph(str(ds), plan[rank], rank, plan)
+        slow = _merged([load_partition(str(ds), rank)], [rank], rank, plan)
+        assert isinstance(fast.x, np.memmap) and not isinstance(slow.x, np.memmap)
+        for name in ("global_ids", "indptr", "indices", "x", "y", "degree", "train_idx",
+                     "val_idx", "test_idx", "owner"):
+            a, b = np.asarray(getattr(fast, name)), np.asarray(getattr(slow, name))
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+        assert fast.num_inner == slow.num_inner and (fast.owner != rank).any()

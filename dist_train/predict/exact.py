@@ -79,7 +79,12 @@ class OwnNodes:
         return int(self.gids.shape[0])
 
     def features(self, parts: list[Partition], block: int = 1 << 16) -> np.ndarray:
-        """float32 [count, F]: the own nodes' stored features, copied block by block."""
+        """[count, F]: the own nodes' stored features in ``gids`` order. One part's inner rows
+        are already in that order: they are returned as stored (memory-mapped, the stored
+        dtype; ``fetch_rows`` casts what it gathers to float32), so evaluation adds no copy
+        of the rank's features. Several parts: float32, copied block by block."""
+        if len(parts) == 1:
+            return parts[0].x[: parts[0].num_inner]
         out = np.empty((self.count, parts[0].x.shape[1]), dtype=np.float32)
         for p, pos in zip(parts, self.part_pos, strict=True):
             for lo in range(0, p.num_inner, block):
