@@ -1,6 +1,7 @@
 """Exact sampling across parts (issue 15): ranks that each hold only their parts sample,
 with all-to-alls, the same subgraph (global ids, order, edges, weights) that the batch
-sampler draws on the whole graph in one part."""
+sampler draws on the whole graph in one part -- in the union layout and in the layer-wise
+"blocks" layout of ``train.batch_plan=global``."""
 
 import json
 
@@ -47,17 +48,18 @@ def owned(ds, part_ids: list[int], rank: int, part_rank: np.ndarray) -> OwnedGra
                       degree=np.asarray(g.degree), owner=g.owner)
 
 
-def whole_graph_sample(ds, seeds_global, batch_seed, fanouts, replace):
+def whole_graph_sample(ds, seeds_global, batch_seed, fanouts, replace, layout="union"):
     g = load_local_graph(str(ds), [0])
     s = NeighborSampler(g.indptr, g.indices, fanouts, degree=g.degree, replace=replace,
-                        global_ids=g.global_ids)
+                        global_ids=g.global_ids, layout=layout)
     return s.sample(np.asarray(seeds_global), batch_seed)  # one part: local id == global id
 
 
-@pytest.mark.parametrize("num_parts,world", [(2, 2), (8, 8), (8, 2), (8, 3)])
+@pytest.mark.parametrize("layout", ["union", "blocks"])
+@pytest.mark.parametrize("num_parts,world", [(1, 1), (2, 2), (8, 8), (8, 2), (8, 3)])
 @pytest.mark.parametrize("fanouts,replace", [([4, 3], False), ([3, 2, 2], False), ([5, 3], True),
                                              ([-1, 2], False)])
-def test_exact_equals_one_part(data, num_parts, world, fanouts, replace):
+def test_exact_equals_one_part(data, num_parts, world, fanouts, replace, layout):
     ds = data[num_parts]
     manifest = json.loads((ds / "manifest.json").read_text())
     plan = assign_parts([p["num_train"] for p in manifest["parts"]], world)
@@ -69,20 +71,27 @@ def test_exact_equals_one_part(data, num_parts, world, fanouts, replace):
     def rank_fn(rank, exchange):
         g = owned(ds, plan[rank], rank, part_rank)
         # uneven batches: rank r takes 10 + 7r seeds, the last rank none at all
-        k = 0 if rank == world - 1 else min(g.num_inner, 10 + 7 * rank)
+        # (one rank alone takes 25)
+        k = 25 if world == 1 else 0 if rank == world - 1 else min(g.num_inner, 10 + 7 * rank)
         seeds = np.random.default_rng(rank).choice(g.num_inner, k, replace=False)
-        sampler = ExactSampler(g, exchange, world, fanouts, replace)
+        sampler = ExactSampler(g, exchange, world, fanouts, replace, layout)
         return [(g.global_ids[seeds], sampler.sample(seeds, s)) for s in (3, 4, 5, 6)]
 
     for got in run_ranks(world, rank_fn, gang):
         for (seeds_global, (sub, owner)), batch_seed in zip(got, (3, 4, 5, 6), strict=True):
-            want = whole_graph_sample(data[1], seeds_global, batch_seed, fanouts, replace)
+            want = whole_graph_sample(data[1], seeds_global, batch_seed, fanouts, replace, layout)
+            assert sub.layout == want.layout == layout
             assert np.array_equal(sub.node_ids.numpy(), want.node_ids.numpy())
             assert np.array_equal(sub.edge_index.numpy(), want.edge_index.numpy())
             assert np.array_equal(sub.edge_weight.numpy(), want.edge_weight.numpy())
             assert sub.num_sampled_nodes == want.num_sampled_nodes
             assert np.array_equal(sub.target_ptr.numpy(), want.target_ptr.numpy())
             assert np.array_equal(sub.degree.numpy(), want.degree.numpy())
+            assert sub.num_sampled_edges == want.num_sampled_edges
+            if layout == "blocks":  # keyed dropout's keys are the global ids, on both sides
+                assert np.array_equal(sub.keys.numpy(), sub.node_ids.numpy())
+                assert np.array_equal(want.keys.numpy(), want.node_ids.numpy())
+                assert sub.batch_seed == want.batch_seed == batch_seed
             node_part = np.load(ds / "node_part.npy")
             assert np.array_equal(owner, part_rank[node_part[sub.node_ids.numpy()]])
     assert len(set(gang.calls)) == 1  # lockstep: every rank made the same collective calls

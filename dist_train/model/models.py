@@ -4,7 +4,11 @@ Layer trimming (PyG ``trim_to_layer``): nodes and edges come ordered by hop, so 
 i of L only needs the nodes of hops 0..L-i and the edges of hops 0..L-1-i, and its
 output is needed only for hops 0..L-1-i. Cutting by plain slicing means the last
 layer touches only the edges into the seeds: most of the work of an untrimmed pass
-is on outer hops whose outputs are never used.
+is on outer hops whose outputs are never used. In the "blocks" layout (layer-wise MFG
+sampling, ``train.batch_plan=global``) layer i reads block L-1-i alone; either way the
+slices come from :meth:`SampledSubgraph.layer_edges`, the one place that knows layouts.
+A "blocks" subgraph also carries the global ids that key dropout
+(``csr_ops.relu_dropout``), so a seed's logits depend on nothing but its own neighbourhood.
 
 GCN normalisation ("global", the default): ``GCNConv`` normalises by degrees inside
 the sampled subgraph, which biases every node whose neighbours were subsampled. The
@@ -30,7 +34,7 @@ from torch import nn
 
 from dist_train.model.csr_ops import csr_aggregate, relu_dropout
 from dist_train.model.custom import build_custom_model, is_custom
-from dist_train.sampling.sampler import SampledSubgraph
+from dist_train.sampling.sampler import LayerEdges, SampledSubgraph
 
 ARCHS = ("gcn", "sage")
 NORMS = ("none", "batch", "layer")
@@ -48,15 +52,6 @@ def _make_norm(kind: str, dim: int) -> nn.Module:
     if kind == "layer":
         return nn.LayerNorm(dim)
     return nn.Identity()
-
-
-def _cumulative(counts: list[int]) -> list[int]:
-    """``out[h]`` = sum of ``counts[0..h]``."""
-    out, total = [], 0
-    for c in counts:
-        total += int(c)
-        out.append(total)
-    return out
 
 
 class GNN(nn.Module):
@@ -102,14 +97,13 @@ class GNN(nn.Module):
         if sub.num_layers != L:
             raise ValueError(f"subgraph has {sub.num_layers} hops but the model {L} layers")
         self._check_weights(sub)
-        node_end, edge_end = _cumulative(sub.num_sampled_nodes), _cumulative(sub.num_sampled_edges)
         for i in range(L):
-            if self.trim:
-                n_src, n_dst, n_edge = node_end[L - i], node_end[L - 1 - i], edge_end[L - 1 - i]
+            if self.trim or sub.layout == "blocks":  # a block is already its layer's edges
+                le = sub.layer_edges(i, L)
             else:
-                n_src = n_dst = node_end[L]
-                n_edge = edge_end[L - 1]
-            x = self._step(i, x[:n_src], sub, n_dst, n_edge)
+                n = sub.num_nodes
+                le = LayerEdges(n, n, slice(0, sub.num_sampled_edges_total), None)
+            x = self._step(i, x[: le.num_src], sub, le)
         return x[: sub.num_seeds]
 
     def _check_weights(self, sub: SampledSubgraph) -> None:
@@ -128,28 +122,31 @@ class GNN(nn.Module):
         over all of ``sub``'s edges (a 1-hop subgraph); norm and ReLU follow as in
         ``forward``, dropout only when training."""
         self._check_weights(sub)
-        return self._step(i, x, sub, sub.num_seeds, sub.num_sampled_edges_total)
+        le = LayerEdges(sub.num_nodes, sub.num_seeds, slice(0, sub.num_sampled_edges_total),
+                        None if sub.target_ptr is None else sub.target_ptr[: sub.num_seeds + 1])
+        return self._step(i, x, sub, le)
 
-    def _step(self, i: int, x: torch.Tensor, sub: SampledSubgraph, n_dst: int,
-              n_edge: int) -> torch.Tensor:
+    def _step(self, i: int, x: torch.Tensor, sub: SampledSubgraph, le: LayerEdges) -> torch.Tensor:
         """Layer ``i``'s convolution, then (between layers) norm, ReLU and dropout."""
-        x = self._conv(self.convs[i], x, sub, n_dst, n_edge)
+        x = self._conv(self.convs[i], x, sub, le)
         if i < self.num_layers - 1:
-            x = relu_dropout(self.norms[i](x), self.dropout, self.training)
+            keys = None if sub.keys is None else sub.keys[: le.num_dst]
+            x = relu_dropout(self.norms[i](x), self.dropout, self.training, keys, sub.batch_seed, i)
         return x
 
-    def _conv(self, conv: nn.Module, x: torch.Tensor, sub: SampledSubgraph, n_dst: int,
-              n_edge: int) -> torch.Tensor:
-        """One layer from ``x`` (source nodes) to the first ``n_dst`` nodes over the first ``n_edge`` edges."""
-        edge_index = sub.edge_index[:, :n_edge]
+    def _conv(self, conv: nn.Module, x: torch.Tensor, sub: SampledSubgraph,
+              le: LayerEdges) -> torch.Tensor:
+        """One layer from ``x`` (source nodes) to the first ``le.num_dst`` nodes over ``le.edges``."""
+        n_dst = le.num_dst
+        edge_index = sub.edge_index[:, le.edges]
         if self.arch == "sage":
             return conv((x, x[:n_dst]), edge_index)  # bipartite: lin_r only on the targets
         if self.gcn_norm == "sampled":
             return conv(x, edge_index)[:n_dst]
         assert sub.edge_weight is not None and sub.degree is not None
-        ptr = _target_ptr(sub, n_dst)
+        ptr = _target_ptr(le, edge_index, n_dst)
         # self loop 1/(D_i + 1) as a diagonal term of the same pass
-        args = (ptr, edge_index[0], sub.edge_weight[:n_edge], 1.0 / (sub.degree[:n_dst] + 1.0))
+        args = (ptr, edge_index[0], sub.edge_weight[le.edges], 1.0 / (sub.degree[:n_dst] + 1.0))
         if conv.in_channels <= conv.out_channels:
             out = conv.lin(csr_aggregate(x, *args))
         else:
@@ -177,14 +174,12 @@ class GlobalGCNLayer(nn.Module):
                 self.lin.weight.uniform_(-bound, bound)
 
 
-def _target_ptr(sub: SampledSubgraph, n_dst: int) -> torch.Tensor:
-    """Row pointer of the first ``n_dst`` targets (edges are grouped by target, in order)."""
-    if sub.target_ptr is not None:
-        ptr = sub.target_ptr[: n_dst + 1]
-        missing = n_dst + 1 - ptr.shape[0]  # untrimmed layers: outer-hop rows have no edges
-        return torch.cat([ptr, ptr[-1:].expand(missing)]) if missing > 0 else ptr
-    targets = torch.arange(n_dst + 1, device=sub.edge_index.device)
-    return torch.searchsorted(sub.edge_index[1].contiguous(), targets)
+def _target_ptr(le: LayerEdges, edge_index: torch.Tensor, n_dst: int) -> torch.Tensor:
+    """Row pointer of the layer's ``n_dst`` targets over its ``edge_index`` (grouped by target)."""
+    if le.target_ptr is not None:
+        return le.target_ptr
+    targets = torch.arange(n_dst + 1, device=edge_index.device)
+    return torch.searchsorted(edge_index[1].contiguous(), targets)
 
 
 def build_model(arch: str, in_dim: int, hidden: int, num_classes: int, num_layers: int,

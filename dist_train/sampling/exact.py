@@ -8,6 +8,11 @@ second. Owners draw with the stream of (batch seed, global id, hop) (``rows.py``
 result, as global ids, is what the batch sampler returns on the whole graph in one part:
 the same nodes in the same order, the same edges and weights (tests/test_exact_sampling.py).
 
+With ``layout="blocks"`` (``train.batch_plan=global``) block d re-samples every node of
+hops 0..d with fanout ``f[d]`` and key (batch seed, global id, d), as
+:func:`~dist_train.sampling.sampler.sample_blocks` does in one part (DGL's MFG blocks,
+Zheng et al. 2020): the same three all-to-alls per block, over more targets.
+
 Every rank makes the same collective calls per batch (two per hop), whatever its seeds:
 ranks take equal steps, so the all-to-alls never wait on a rank that has left. Nothing
 here is O(N): a node's owner comes from the shard, positions from hash maps
@@ -24,7 +29,7 @@ import torch
 
 from dist_train.sampling.idmap import append_new, build_map, grow, lookup
 from dist_train.sampling.rows import batch_stream_base, sample_rows
-from dist_train.sampling.sampler import SampledSubgraph
+from dist_train.sampling.sampler import LAYOUTS, SampledSubgraph
 
 AllToAll = Callable[[list[np.ndarray]], list[np.ndarray]]
 """``send[r]`` goes to rank r; returns ``recv[r]``, what rank r sent here. Arrays of one
@@ -108,12 +113,16 @@ class ExactSampler:
     """
 
     def __init__(self, graph: OwnedGraph, exchange: AllToAll, world_size: int,
-                 fanouts: list[int], replace: bool = False) -> None:
+                 fanouts: list[int], replace: bool = False, layout: str = "union") -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         self.g, self.exchange, self.world = graph, exchange, int(world_size)
-        self.fanouts, self.replace = [int(f) for f in fanouts], bool(replace)
+        self.fanouts, self.replace, self.layout = [int(f) for f in fanouts], bool(replace), layout
 
     def sample(self, seeds: np.ndarray, seed: int) -> tuple[SampledSubgraph, np.ndarray]:
         """(subgraph with global ``node_ids``, int32 owner rank of every node)."""
+        if self.layout == "blocks":
+            return self._sample_blocks(seeds, seed)
         g = self.g
         seeds = np.asarray(seeds, dtype=np.int64)
         nodes = _Frontier(g.global_ids[seeds], g.owner[seeds].astype(np.int64), g.degree[seeds])
@@ -146,6 +155,40 @@ class ExactSampler:
             edge_weight=torch.from_numpy(np.concatenate(w_all)), num_sampled_nodes=per_nodes,
             num_sampled_edges=per_edges,
             degree=torch.from_numpy(nodes.degree.astype(np.float32)), target_ptr=torch.from_numpy(ptr))
+        return sub, nodes.owner.astype(np.int32)
+
+
+    def _sample_blocks(self, seeds: np.ndarray, seed: int) -> tuple[SampledSubgraph, np.ndarray]:
+        """The "blocks" layout: block d's targets are every node so far (hops 0..d)."""
+        g = self.g
+        seeds = np.asarray(seeds, dtype=np.int64)
+        nodes = _Frontier(g.global_ids[seeds], g.owner[seeds].astype(np.int64), g.degree[seeds])
+        base = np.uint64(batch_stream_base(np.uint64(int(seed) % (1 << 64))))
+        per_nodes, per_edges, src_all, dst_all, w_all, ptrs = [seeds.shape[0]], [], [], [], [], []
+        known = build_map(nodes.gid, seeds.shape[0])
+        for d, f in enumerate(self.fanouts):
+            hi = nodes.gid.shape[0]
+            cnt, nbr = _sample_targets(g, self.exchange, self.world, nodes, f, self.replace, base, d)
+            gids = np.ascontiguousarray(nbr[:, 0])
+            known = grow(*known, nodes.gid, gids.shape[0])
+            src, fresh = append_new(*known, gids, hi)
+            tdeg = nodes.degree
+            nodes = _Frontier(np.concatenate((nodes.gid, gids[fresh])),
+                              np.concatenate((nodes.owner, nbr[fresh, 1])),
+                              np.concatenate((nodes.degree, nbr[fresh, 2])))
+            src_all.append(src)
+            dst_all.append(np.repeat(np.arange(hi), cnt))
+            w_all.append(_weights(tdeg, cnt, nbr[:, 2]))
+            ptrs.append(np.concatenate(([0], np.cumsum(cnt))).astype(np.int64))
+            per_nodes.append(fresh.shape[0])
+            per_edges.append(int(cnt.sum()))
+        sub = SampledSubgraph(
+            node_ids=torch.from_numpy(nodes.gid), num_seeds=int(seeds.shape[0]),
+            edge_index=torch.from_numpy(np.stack([np.concatenate(src_all), np.concatenate(dst_all)])),
+            edge_weight=torch.from_numpy(np.concatenate(w_all)), num_sampled_nodes=per_nodes,
+            num_sampled_edges=per_edges, degree=torch.from_numpy(nodes.degree.astype(np.float32)),
+            target_ptr=torch.from_numpy(np.concatenate(ptrs)), layout="blocks",
+            keys=torch.from_numpy(nodes.gid.copy()), batch_seed=int(seed))
         return sub, nodes.owner.astype(np.int32)
 
 

@@ -27,11 +27,11 @@ class ExactBatches:
     ``graph`` comes from :func:`dist_train.data.exact_graph.load_exact_graph`: every inner
     node's complete row in global-id order, ``x`` rows for local ids ``[0, len(x))``
     (inner first, then stored halo rows: the cache), ``owner`` set. Every rank must call
-    it for every batch, in order.
+    it for every batch, in order. ``layout`` "union" or "blocks" (``ExactSampler``).
     """
 
     def __init__(self, graph: LocalGraph, rank: int, world_size: int,
-                 fanouts: list[int], replace: bool, exchange: Exchange) -> None:
+                 fanouts: list[int], replace: bool, exchange: Exchange, layout: str = "union") -> None:
         owner = graph.owner
         if owner is None:
             raise ValueError("exact mode needs the owner of every local node (load_exact_graph)")
@@ -39,7 +39,7 @@ class ExactBatches:
         owned = OwnedGraph(rank=rank, global_ids=ids, num_inner=graph.num_inner,
                            indptr=np.asarray(graph.indptr), indices=np.asarray(graph.indices),
                            degree=np.asarray(graph.degree), owner=owner)
-        self.sampler = ExactSampler(owned, exchange, world_size, fanouts, replace)
+        self.sampler = ExactSampler(owned, exchange, world_size, fanouts, replace, layout)
         self.store = RowStore(rank, ids, graph.num_inner, int(graph.x.shape[0]), graph.x)
         self.y, self.world_size, self.exchange = graph.y, world_size, exchange
         self.stats = FetchStats()
@@ -51,7 +51,9 @@ class ExactBatches:
         rows, stats = fetch_rows(self.store, self.exchange, self.world_size, sub.node_ids.numpy(), owner)
         self.stats.add(stats)
         positions = torch.arange(sub.num_nodes, dtype=torch.int64)
-        sub.node_ids = positions  # the model reads rows by position: rows[i] is node i
+        # the model reads rows by position: rows[i] is node i (``sub.keys`` keeps the global
+        # ids of the "blocks" layout, for keyed dropout)
+        sub.node_ids = positions
         labels = torch.from_numpy(np.ascontiguousarray(np.take(self.y, seeds), dtype=np.int64))
         feats = torch.from_numpy(rows)
         if device.type == "cuda":
@@ -69,7 +71,8 @@ class ExactBatches:
 
 
 def exact_batches(graph: LocalGraph, rank: int, world_size: int, fanouts: list[int],
-                  replace: bool, device: torch.device, timeout_s: float) -> ExactBatches:
+                  replace: bool, device: torch.device, timeout_s: float,
+                  layout: str = "union") -> ExactBatches:
     """An :class:`ExactBatches` whose exchange runs on a new process group (call on every
     rank, in the same order: ``dist.new_group`` is collective). ``timeout_s`` (seconds,
     ``dist.timeout_s``) bounds its collectives, as the default group's: without it torch
@@ -81,4 +84,4 @@ def exact_batches(graph: LocalGraph, rank: int, world_size: int, fanouts: list[i
 
     group = dist.new_group(backend=dist.get_backend(), timeout=timedelta(seconds=timeout_s))
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    return ExactBatches(graph, rank, world_size, fanouts, replace, Exchange(group, comm))
+    return ExactBatches(graph, rank, world_size, fanouts, replace, Exchange(group, comm), layout)

@@ -14,9 +14,22 @@ set samples the same subgraph, as global ids, whether the graph is in 1 part or 
 long as the rows it expands are complete there (a halo as deep as the model, or exact
 mode); this is what makes sampling across parts provably exact.
 
-Layout of the result (PyG ``sampler/base.py`` style, ordered by hop so the model can
-trim layers with plain slicing): nodes are seeds, then the new nodes of hop 1, hop 2,
-...; edges are grouped by the hop of their target (hop-h edges point into hop-h nodes).
+Two layouts of the result. Nodes are always seeds, then the new nodes of hop 1, hop 2, ...
+
+- ``"union"`` (PyG ``sampler/base.py`` style, :func:`sample_hops`): each node is sampled
+  once, at the hop it was first reached, and every layer shares that sample; edges are
+  grouped by the hop of their target (hop-h edges point into hop-h nodes), so the model
+  trims layers with plain slicing. A seed's output then depends on the other seeds of
+  its batch (a node reached as a hop-1 neighbour is sampled with hop 1's fanout).
+- ``"blocks"`` (DGL's message-flow graphs, Zheng et al. 2020 "DistDGL"; per-layer
+  sampling as in Hamilton et al. 2017 "GraphSAGE", :func:`sample_blocks`): block d
+  (d = 0..L-1) has as targets every node of hops 0..d and samples each with fanout
+  ``f[d]`` from the stream (batch seed, global id, d); its new neighbours are hop d+1.
+  Layer i of the model uses block L-1-i only, so a node's layer output depends only on
+  (batch seed, its global id, the layer), never on the other seeds: a global batch split
+  across ranks gives the same per-seed logits as one process (``train.batch_plan=global``).
+
+:meth:`SampledSubgraph.layer_edges` is the one place that knows either layout.
 """
 
 from __future__ import annotations
@@ -233,6 +246,80 @@ def sample_hops(indptr, indices, seeds, fanouts, replace, rng_seed, node_map, de
             per_hop_edges, target_ptr[:lo + 1])
 
 
+@njit(cache=True, nogil=True)
+def sample_blocks(indptr, indices, seeds, fanouts, replace, rng_seed, node_map, degree, has_degree,
+                  keys, has_keys):
+    """Layer-wise (MFG) sampling of one batch; returns what :func:`sample_hops` returns,
+    with per-*block* edge counts and the per-block target pointers concatenated.
+
+    Block d re-samples every node of hops 0..d (the seeds included) with fanout
+    ``fanouts[d]`` from the stream of (batch seed, key, d); neighbours not yet in the batch
+    become hop d+1. Block d's edges follow block d-1's, grouped by target; its pointer
+    (int64 [T_d + 1], T_d = nodes of hops 0..d, relative to the block's first edge) follows
+    block d-1's in the returned pointer array. ``node_map`` is all -1 on entry and on exit.
+    """
+    num_blocks = fanouts.shape[0]
+    b = seeds.shape[0]
+    nodes = np.empty(max(2 * b, 16), dtype=np.int64)
+    node_deg = np.empty(nodes.shape[0], dtype=np.float32)
+    num, status = _add_seeds(seeds, node_map, nodes, node_deg, degree, has_degree)
+    per_hop_nodes = np.zeros(num_blocks + 1, dtype=np.int64)
+    per_block_edges = np.zeros(num_blocks, dtype=np.int64)
+    per_hop_nodes[0] = num
+    kmax = max(1, fanouts.max())
+    chosen = np.empty(kmax, dtype=np.int64)
+    scratch = np.empty(kmax * kmax // 2 + 1, dtype=np.int64)
+    ei = np.empty((2, 0), dtype=np.int64)
+    wgt = np.empty(0, dtype=np.float32)
+    ptr_all = np.empty(0, dtype=np.int64)
+    base = _mix(rng_seed ^ _MUL2)  # the same base as sample_hops: block d uses "hop" d's key
+    e = 0
+    p = 0
+    for d in range(num_blocks if status == 0 else 0):
+        f = fanouts[d]
+        hi = num  # targets: every node of hops 0..d
+        cnt = _hop_edge_count(indptr, nodes, 0, hi, f, replace)
+        ei = _edges_grown(ei, e, e + cnt)
+        if has_degree:
+            wgt = _exact(wgt, e, e + cnt)
+        nodes, node_deg = _grown(nodes, num + cnt), _grown(node_deg, num + cnt)
+        ptr = np.empty(hi + 1, dtype=np.int64)
+        e0 = e
+        num, e = _sample_hop(indptr, indices, 0, hi, f, replace, base, d, keys, has_keys,
+                             chosen, scratch, node_map, nodes, node_deg, degree, has_degree, ei,
+                             wgt, ptr, num, e)
+        ptr[hi] = e
+        ptr_all = _grown(ptr_all, p + hi + 1)
+        for t in range(hi + 1):
+            ptr_all[p + t] = ptr[t] - e0
+        p += hi + 1
+        per_hop_nodes[d + 1] = num - hi
+        per_block_edges[d] = cnt
+    for i in range(num):  # leave the map clean for the next batch
+        node_map[nodes[i]] = -1
+    return (status, nodes[:num], ei[:, :e], wgt[:e], node_deg[:num], per_hop_nodes,
+            per_block_edges, ptr_all[:p])
+
+
+LAYOUTS = ("union", "blocks")
+
+
+@dataclass(frozen=True)
+class LayerEdges:
+    """What layer i of an L-layer model reads from a :class:`SampledSubgraph`.
+
+    Its sources are the first ``num_src`` rows of the layer's input, its targets the first
+    ``num_dst`` of them (targets are a prefix of sources in both layouts); its edges are
+    ``edge_index[:, edges]`` (grouped by target) and ``target_ptr`` (int64 [num_dst + 1],
+    relative to ``edges.start``, or None when the subgraph carries no pointer) their CSR.
+    """
+
+    num_src: int
+    num_dst: int
+    edges: slice
+    target_ptr: torch.Tensor | None
+
+
 @dataclass
 class SampledSubgraph:
     """What the sampler hands the model; all indices are positions into ``node_ids``."""
@@ -247,13 +334,24 @@ class SampledSubgraph:
     num_sampled_nodes: list[int]
     """New nodes per hop, length L + 1 (hop 0 = seeds)."""
     num_sampled_edges: list[int]
-    """Edges per hop, length L; hop-h edges target hop-h nodes."""
+    """Edges per hop, length L; hop-h edges target hop-h nodes ("union"). In the
+    "blocks" layout: edges of block d, which target every node of hops 0..d."""
     degree: torch.Tensor | None
     """float32 global degree of every sampled node; None without degrees."""
     target_ptr: torch.Tensor | None = None
     """int64 [T+1], T = nodes of hops 0..L-1: the edges into target t are
     ``edge_index[:, target_ptr[t]:target_ptr[t+1]]`` (a CSR over targets; the model
-    aggregates along it). None when the edges were not built by the sampler."""
+    aggregates along it). None when the edges were not built by the sampler. In the
+    "blocks" layout: block 0's pointer (T_0 + 1 entries), then block 1's, ..., each
+    relative to its block's first edge."""
+    layout: str = "union"
+    """"union" or "blocks" (module docstring); :meth:`layer_edges` reads either."""
+    keys: torch.Tensor | None = None
+    """int64 global id of every sampled node (by position), set by the "blocks" samplers:
+    with ``batch_seed`` it keys the dropout mask (``csr_ops.relu_dropout``), so a row's
+    mask does not depend on its rank or position. None: dropout from torch's generator."""
+    batch_seed: int | None = None
+    """The batch's sampling seed (set with ``keys``)."""
 
     @property
     def num_nodes(self) -> int:
@@ -275,10 +373,34 @@ class SampledSubgraph:
         """Number of edges of hops 0..hop (they are a prefix of ``edge_index``)."""
         return int(sum(self.num_sampled_edges[: hop + 1]))
 
+    def layer_edges(self, i: int, num_layers: int) -> LayerEdges:
+        """The sources, targets and edges of layer ``i`` (0 = input layer) of ``num_layers``.
+
+        "union": sources are hops 0..L-i, targets hops 0..L-1-i, edges the prefix of
+        hops 0..L-1-i (PyG ``trim_to_layer``). "blocks": block L-1-i alone, whose targets
+        are the same hops 0..L-1-i and sources hops 0..L-i. Raises ValueError when the
+        subgraph has another number of hops than the model layers.
+        """
+        if self.num_layers != num_layers:
+            raise ValueError(f"subgraph has {self.num_layers} hops but the model {num_layers} layers")
+        d = num_layers - 1 - i
+        n_src, n_dst = self.nodes_through_hop(d + 1), self.nodes_through_hop(d)
+        if self.layout == "union":
+            end = self.edges_through_hop(d)
+            ptr = None if self.target_ptr is None else self.target_ptr[: n_dst + 1]
+            return LayerEdges(n_src, n_dst, slice(0, end), ptr)
+        # block d's pointer follows blocks 0..d-1's, of T_b + 1 entries each
+        start = sum(self.nodes_through_hop(b) + 1 for b in range(d))
+        assert self.target_ptr is not None, "a blocks subgraph always carries its pointers"
+        e0 = self.edges_through_hop(d - 1) if d > 0 else 0
+        return LayerEdges(n_src, n_dst, slice(e0, e0 + self.num_sampled_edges[d]),
+                          self.target_ptr[start:start + n_dst + 1])
+
     def _map(self, fn) -> SampledSubgraph:
         def opt(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else fn(t)
 
+        # keys stay on the host: the dropout mask is hashed there (csr_ops)
         return replace(self, node_ids=fn(self.node_ids), edge_index=fn(self.edge_index),
                        edge_weight=opt(self.edge_weight), degree=opt(self.degree),
                        target_ptr=opt(self.target_ptr))
@@ -316,13 +438,19 @@ class NeighborSampler:
     sample is the same in any partition whose rows are complete and in global-id order
     (the shard format's rows are); without it the local id keys the stream.
 
+    ``layout`` "union" (default, :func:`sample_hops`) or "blocks" (:func:`sample_blocks`,
+    layer-wise; the result carries ``keys``, the global ids, for keyed dropout).
+
     One call at a time per sampler (a lock guards the reusable id map); build one
     sampler per thread to sample in parallel.
     """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, fanouts: list[int],
                  degree: np.ndarray | None = None, replace: bool = False,
-                 global_ids: np.ndarray | None = None) -> None:
+                 global_ids: np.ndarray | None = None, layout: str = "union") -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+        self.layout = layout
         self._indptr = np.ascontiguousarray(indptr, dtype=np.int64)
         self._indices = np.ascontiguousarray(indices, dtype=np.int64)
         _check_csr(self._indptr, self._indices)
@@ -366,10 +494,11 @@ class NeighborSampler:
         if seeds.ndim != 1:
             raise ValueError(f"seeds must be 1-D, got shape {seeds.shape}")
         rng_seed = np.uint64(int(seed) % (1 << 64))
+        kernel = sample_hops if self.layout == "union" else sample_blocks
         with self._lock:
-            out = sample_hops(self._indptr, self._indices, seeds, self._fanouts, self.replace,
-                              rng_seed, self._node_map, self._degree, self._has_degree,
-                              self._keys, self._has_keys)
+            out = kernel(self._indptr, self._indices, seeds, self._fanouts, self.replace,
+                         rng_seed, self._node_map, self._degree, self._has_degree,
+                         self._keys, self._has_keys)
         status, nodes, edge_index, weight, node_degree, per_hop_nodes, per_hop_edges, ptr = out
         if status != 0:
             what = "is out of range" if status == -1 else "appears twice"
@@ -383,4 +512,13 @@ class NeighborSampler:
             num_sampled_edges=per_hop_edges.tolist(),
             degree=torch.from_numpy(node_degree) if self._has_degree else None,
             target_ptr=torch.from_numpy(ptr),
+            **self._keyed(nodes, seed),
         )
+
+    def _keyed(self, nodes: np.ndarray, seed: int) -> dict:
+        """``keys`` (global ids, else local ids) and ``batch_seed`` for the "blocks" layout."""
+        if self.layout != "blocks":
+            return {}
+        keys = self._keys[nodes] if self._has_keys else nodes
+        return {"layout": "blocks", "keys": torch.from_numpy(np.ascontiguousarray(keys)),
+                "batch_seed": int(seed)}
