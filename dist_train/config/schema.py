@@ -48,7 +48,8 @@ class SamplerConfig:
     fanouts: list[int] = field(default_factory=lambda: [15, 10])
     """Neighbours sampled per layer, outermost hop first; -1 takes all neighbours."""
     batch_size: int = 1024
-    """Seed (train) nodes per step on each rank."""
+    """Seed (train) nodes per step on each rank; with ``train.batch_plan=global`` the
+    global batch, all ranks together (each batch holds this many on average)."""
     eval_fanouts: list[int] | None = None
     """Fanouts for evaluation; None means all neighbours (-1) at every layer."""
     eval_batch_size: int = 4096
@@ -202,6 +203,14 @@ class TrainConfig:
     tensorboard: bool = False
     """Also write the scalars of ``metrics.jsonl``, per step and per epoch, as TensorBoard
     events to ``RUN_DIR/tb/`` (rank 0; needs the ``tensorboard`` extra)."""
+    batch_plan: Literal["rank", "global"] = "rank"
+    """``rank``: each rank shuffles its own train nodes into batches of
+    ``sampler.batch_size``. ``global``: ``sampler.batch_size`` is the global batch; a train
+    node's batch is a hash of (seed, epoch, global id), neighbours are sampled layer-wise
+    (MFG blocks) and dropout is keyed by global id, so training does not depend on the
+    partition or the world size: 8 parts on 2 ranks train the model 1 part on 1 rank does,
+    to float rounding (``sampling/batches.py``; README "Partition-invariant training").
+    Not with ``model.arch=package.module:ClassName``; not invariant with ``model.norm=batch``."""
 
     def __post_init__(self) -> None:
         s = self.section
@@ -274,6 +283,11 @@ class Config:
         if self.model.num_layers != n:
             raise ConfigError("model.num_layers", f"{self.model.num_layers} does not match "
                               f"sampler.fanouts {self.sampler.fanouts} ({n} layers); set both")
+        if self.train.batch_plan == "global" and ":" in self.model.arch:
+            # a user's forward cannot be made to read MFG blocks and keyed dropout
+            raise ConfigError("train.batch_plan", f"'global' needs a built-in model.arch (gcn, sage), "
+                              f"not {self.model.arch!r}: its layer-wise blocks and keyed dropout "
+                              "are the built-in GNN's; use train.batch_plan=rank")
 
 
 SECTIONS: dict[str, type] = {

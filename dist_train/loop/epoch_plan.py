@@ -5,6 +5,11 @@ was resumed with another world size follows :func:`dist_train.sampling.elastic.p
 (issue 16). Either way the plan starts at the position's step, and :class:`EpochRun`
 knows which of this rank's train nodes the epoch has trained, before the resume
 included, so that the epoch's metrics can say how many train nodes it saw.
+
+Under ``train.batch_plan=global`` the epoch is :func:`~dist_train.sampling.batches.plan_global_epoch`
+whatever happened before: a batch's seeds are fixed by (seed, epoch, global id), so a
+resume at step s, with this world size or another, trains batches s.. and every train node
+exactly once in the epoch, with no replay of other ranks' plans (the segments are unused).
 """
 
 from __future__ import annotations
@@ -18,7 +23,17 @@ import numpy as np
 from dist_train.config.schema import Config
 from dist_train.data.shards import LocalGraph, train_ids_by_rank
 from dist_train.runtime import process_group as pg
-from dist_train.sampling.batches import PlannedBatch, local_num_batches, plan_epoch
+import torch
+
+from dist_train.sampling.batches import (
+    PlannedBatch,
+    batch_counts,
+    global_batch_index,
+    global_num_batches,
+    local_num_batches,
+    plan_epoch,
+    plan_global_epoch,
+)
 from dist_train.sampling.elastic import EpochShape, Segment, plan_rest
 from partition import load_manifest
 
@@ -63,6 +78,8 @@ class EpochPlanner:
     def plan(self, epoch: int, step: int, segments: list[Segment]) -> EpochRun:
         """The batches of ``epoch`` from ``step`` on; ``segments`` as in the checkpoint (may be empty)."""
         seen = np.zeros(self.graph.num_local, dtype=bool)
+        if self.cfg.train.batch_plan == "global":
+            return self.plan_global(epoch, step, seen)
         if len(segments) <= 1:
             g = self.graph
             steps = self.agree_steps()
@@ -80,6 +97,28 @@ class EpochPlanner:
                         "%d are trained in steps %d-%d, each once", epoch, self.world_size, rest.already,
                         step, rest.todo, step, rest.num_steps - 1)
         return EpochRun(rest.batches, rest.num_steps, seen)
+
+    def num_train_global(self) -> int:
+        """Train nodes of the whole graph: the manifest's count (an all-reduce without one)."""
+        if self.cfg.data.path:
+            return int(load_manifest(self.cfg.data.path)["num_train"])
+        return int(pg.all_reduce_sum(float(self.graph.train_idx.shape[0])))
+
+    def plan_global(self, epoch: int, step: int, seen: np.ndarray) -> EpochRun:
+        """The global plan's epoch from ``step`` on: one all-reduce of the batch counts."""
+        g, cfg = self.graph, self.cfg
+        num_batches = global_num_batches(self.num_train_global(), cfg.sampler.batch_size)
+        cap = cfg.train.max_steps_per_epoch
+        steps = min(num_batches, cap) if cap else num_batches
+        train = np.asarray(g.train_idx, dtype=np.int64)
+        index = global_batch_index(np.asarray(g.global_ids)[train], cfg.train.seed, epoch, num_batches)
+        counts = torch.from_numpy(batch_counts(index, num_batches))
+        pg.all_reduce_sum(counts)  # int64 [num_batches]: seeds of each batch over every rank
+        plan = plan_global_epoch(train, index, counts.numpy(), steps, cfg.train.seed, epoch)
+        run = EpochRun(plan[step:], steps, seen)
+        for b in plan[:step]:
+            run.mark(b)
+        return run
 
     def train_ids(self) -> Callable[[int, int], np.ndarray]:
         if self._train_ids is None:

@@ -56,7 +56,14 @@ def check_resumable(state: dict[str, Any], config: dict[str, dict[str, Any]],
                          f"{identity['dataset']} (ids hash the files and partition settings); "
                          "use a new --out for a new dataset")
     changes = config_changes(state.get("config", {}), config)
+    step = int(state.get("position", {}).get("step", 0))
     for key, before, after in changes:
+        if key == "train.batch_plan" and step:
+            # the two plans split an epoch differently: switching mid-epoch would train some
+            # nodes twice and others never
+            raise InputError(f"{where}: train.batch_plan was {before!r}, now {after!r}, in the middle "
+                             f"of an epoch (step {step}); resume with train.batch_plan={before} "
+                             "or from an epoch-end checkpoint")
         if key.split(".")[0] in FROZEN_SECTIONS:
             raise InputError(f"{where}: {key} was {before!r}, now {after!r}; a checkpoint cannot "
                              "change the model's shape: use a new --out")

@@ -75,16 +75,23 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, o, cfg.train.epochs)
         s = cfg.sampler
+        # the global plan samples layer-wise (MFG blocks, keyed dropout): partition-invariant
+        self.global_plan = cfg.train.batch_plan == "global"
+        layout = "blocks" if self.global_plan else "union"
+        if self.global_plan and m.norm == "batch" and rank == 0:
+            log.warning("train.batch_plan=global with model.norm=batch: BatchNorm's statistics are "
+                        "over each rank's share of a batch, so training depends on the partition; "
+                        "use model.norm=layer or none for partition-invariant training")
         self.train_sampler = NeighborSampler(graph.indptr, graph.indices, list(s.fanouts),
                                              degree=graph.degree, replace=s.replace,
-                                             global_ids=graph.global_ids)
+                                             global_ids=graph.global_ids, layout=layout)
         eval_fanouts = list(s.eval_fanouts) if s.eval_fanouts is not None else [-1] * len(s.fanouts)
         # exact mode (issue 15): training and evaluation batches sampled across parts; the
         # local eval sampler below then only serves a local-mode graph's rows
         self.exact = self.exact_eval = None
         if s.mode == "exact":
             self.exact = exact_batches(graph, rank, world_size, list(s.fanouts), s.replace, device,
-                                       cfg.dist.timeout_s)
+                                       cfg.dist.timeout_s, layout)
             self.exact_eval = ExactBatches(graph, rank, world_size, eval_fanouts, False, self.exact.exchange)
         self.eval_graph = rows_only(graph)
         self.eval_sampler = NeighborSampler(self.eval_graph.indptr, self.eval_graph.indices,
@@ -164,7 +171,8 @@ class Trainer:
                 t_wait = time.perf_counter()
                 batch = next(batches)
                 timer.wait_s += time.perf_counter() - t_wait
-                self.train_step(batch, planned.weight, planned.step, epoch, timer)
+                self.train_step(batch, planned.weight, planned.step, epoch, timer,
+                                planned.global_count)
                 run.mark(planned)
                 self.after_step(epoch, planned.step, timer, bar)
         timer.allreduce_s = self.allreduce_clock.seconds
@@ -175,17 +183,23 @@ class Trainer:
             "train_nodes_seen": int(seen[0]), "train_nodes": int(seen[1])}
         return record | (self.exact.epoch_record(len(run.todo)) if self.exact else {})
 
-    def train_step(self, batch: Any, weight: float, step: int, epoch: int, timer: EpochTimer) -> None:
+    def train_step(self, batch: Any, weight: float, step: int, epoch: int, timer: EpochTimer,
+                   global_count: int = 0) -> None:
         # Reseeding per step makes dropout a function of the position: exact resume.
         torch.manual_seed(mix_seed(self.cfg.train.seed, self.rank, epoch, step, 0xD0))
         self.ddp.train()
         t0 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         n = batch.y.shape[0]
+        # DDP averages the ranks' gradients: the rank plan averages each rank's batch mean;
+        # the global plan scales by world / global_count, so the average is the gradient
+        # of the mean loss over the whole global batch (one process's gradient)
+        scale = (weight * self.world_size / global_count if global_count
+                 else weight / max(n, 1))
         try:
             logits = self.ddp(batch.x, batch.subgraph)
             loss_sum = F.cross_entropy(logits, batch.y, reduction="sum")
-            (loss_sum * (weight / max(n, 1))).backward()  # DDP averages the ranks' gradients
+            (loss_sum * scale).backward()
         except Exception as err:  # noqa: BLE001 - a user's model may raise anything mid-run
             raise user_model_failure(self.cfg.model.arch, err, epoch, step) from None
         timer.forward_backward_s += time.perf_counter() - t0

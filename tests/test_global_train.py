@@ -1,0 +1,84 @@
+"""``train.batch_plan=global`` on real gloo ranks (issue 15): exact mode on 4 parts and 2
+ranks trains the model that 1 rank trains on 1 part -- the same per-epoch loss (to float
+rounding) and test accuracy -- which is what makes accuracy independent of the partition."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dist_helpers import run_ranks
+from partition_helpers import clustered_edges, make_source
+from test_exact_train import _exact_trainer
+from test_train import N
+
+from dist_train.config.schema import load_config
+from partition.errors import InputError
+from partition.graph.csr import build_csr
+from partition.store.format import write_dataset
+
+
+def write_learnable(out: Path, bounds: list[int], train: np.ndarray, cache_budget: float = 0.0) -> Path:
+    """``test_train.write_parts``'s clustered graph with labels worth learning: the planted
+    cluster (id % 6), features a noisy one-hot of it (the graph's neighbours denoise)."""
+    src, dst = clustered_edges(N, clusters=6, degree=8, p_out=0.1, seed=1)
+    graph = make_source(N, src, dst, seed=2, features=8, classes=6)
+    y = np.arange(N) % 6
+    x = np.random.default_rng(3).normal(0, 1.5, (N, 8)).astype(np.float32)
+    x[np.arange(N), y] += 1.0
+    rest = np.setdiff1d(np.arange(N), train)
+    graph = dataclasses.replace(graph, x=x, y=y.astype(np.int64), train_idx=np.sort(train).astype(np.int64),
+                                val_idx=rest[0::2].astype(np.int64), test_idx=rest[1::2].astype(np.int64))
+    parts = np.searchsorted(np.asarray(bounds), np.arange(N), side="right").astype(np.int32)
+    write_dataset(out, graph, build_csr(N, graph.edge_chunks), parts, 0, "random", 0,
+                  cache_budget=cache_budget)
+    return out
+
+GLOBAL = ["train.batch_plan=global", "sampler.batch_size=64", "sampler.eval_fanouts=[-1,-1]",
+          "model.dropout=0.5", "model.hidden=16", "optim.lr=0.02", "train.epochs=4"]
+
+
+def _fit(rank: int, world_size: int, data: str, run_dir: str, extra: list[str]) -> dict:
+    trainer = _exact_trainer(rank, world_size, data, run_dir, [*GLOBAL, *extra])
+    final = trainer.fit()
+    return {"final": final}
+
+
+def _epochs(run: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in lines if "epoch" in r and "train_loss" in r]
+
+
+@pytest.mark.multiproc
+@pytest.mark.slow
+def test_four_parts_on_two_ranks_train_what_one_part_on_one_rank_trains(tmp_path):
+    train = np.sort(np.random.default_rng(0).choice(N, 400, replace=False))  # every class
+    parts = write_learnable(tmp_path / "p4", [250, 600, 800], train, cache_budget=0.1)
+    whole = write_learnable(tmp_path / "p1", [N], train)
+    two = run_ranks(_fit, 2, str(parts), str(tmp_path / "two"), [], timeout=400)
+    (one,) = run_ranks(_fit, 1, str(whole), str(tmp_path / "one"), [], timeout=400)
+    a, b = _epochs(tmp_path / "two"), _epochs(tmp_path / "one")
+    assert len(a) == len(b) == 4
+    for ea, eb in zip(a, b, strict=True):
+        assert ea["train_loss"] == pytest.approx(eb["train_loss"], rel=1e-4), (ea, eb)
+        assert ea["train_nodes_seen"] == ea["train_nodes"] == train.shape[0]  # each node once
+    assert a[0]["train_loss"] != pytest.approx(a[-1]["train_loss"], rel=1e-2)  # it did train
+    assert one["final"]["test_acc"] > 0.4  # well above chance (1/6): a model worth comparing
+    gap = abs(two[0]["final"]["test_acc"] - one["final"]["test_acc"])
+    assert gap <= 0.003, (two[0]["final"], one["final"])
+
+    # the control: the rank plan on the same parts trains another model
+    run_ranks(_fit, 2, str(parts), str(tmp_path / "rank"), ["train.batch_plan=rank"], timeout=400)
+    c = _epochs(tmp_path / "rank")
+    assert c[0]["train_loss"] != pytest.approx(b[0]["train_loss"], rel=1e-4)
+
+
+def test_the_global_plan_refuses_a_users_model_by_name():
+    with pytest.raises(InputError, match=r"^train.batch_plan: .*model.arch"):
+        load_config(None, ["train.batch_plan=global", "model.arch=mypkg.models:Net"])
+    with pytest.raises(InputError, match="train.batch_plan"):
+        load_config(None, ["train.batch_plan=everyone"])
+    assert load_config(None, []).train.batch_plan == "rank"
