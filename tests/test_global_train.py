@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from test_exact_train import _exact_trainer
 from test_train import N
 
 from dist_train.config.schema import load_config
+from dist_train.loop.failures import Preempted
 from partition.errors import InputError
 from partition.graph.csr import build_csr
 from partition.store.format import write_dataset
@@ -47,6 +49,22 @@ def _fit(rank: int, world_size: int, data: str, run_dir: str, extra: list[str]) 
     return {"final": final}
 
 
+def _stop_in_epoch_1(rank: int, world_size: int, data: str, run_dir: str) -> str:
+    """Train until a stop (as SIGTERM would) at epoch 1 step 3: checkpoint, Preempted."""
+    trainer = _exact_trainer(rank, world_size, data, run_dir, list(GLOBAL))
+    after = trainer.after_step
+
+    def after_step(epoch, step, timer, bar):  # the flag is agreed at the next step
+        if (epoch, step) == (1, 2):
+            trainer.stop.set(signal.SIGTERM)
+        after(epoch, step, timer, bar)
+
+    trainer.after_step = after_step
+    with pytest.raises(Preempted) as stopped:
+        trainer.fit()
+    return str(stopped.value)
+
+
 def _epochs(run: Path) -> list[dict]:
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return [r for r in lines if "epoch" in r and "train_loss" in r]
@@ -74,6 +92,24 @@ def test_four_parts_on_two_ranks_train_what_one_part_on_one_rank_trains(tmp_path
     run_ranks(_fit, 2, str(parts), str(tmp_path / "rank"), ["train.batch_plan=rank"], timeout=400)
     c = _epochs(tmp_path / "rank")
     assert c[0]["train_loss"] != pytest.approx(b[0]["train_loss"], rel=1e-4)
+
+
+@pytest.mark.multiproc
+@pytest.mark.slow
+def test_a_stop_mid_epoch_resumed_with_another_world_size_trains_each_node_once(tmp_path):
+    train = np.sort(np.random.default_rng(0).choice(N, 400, replace=False))
+    parts = write_learnable(tmp_path / "p4", [250, 600, 800], train, cache_budget=0.1)
+    run = tmp_path / "stopped"
+    lines = run_ranks(_stop_in_epoch_1, 2, str(parts), str(run), timeout=400)
+    assert all("epoch 1 step 4" in line for line in lines), lines
+    (one,) = run_ranks(_fit, 1, str(parts), str(run), [], timeout=400)  # resumed on 1 rank
+    run_ranks(_fit, 2, str(parts), str(tmp_path / "straight"), [], timeout=400)
+    resumed, straight = _epochs(run), _epochs(tmp_path / "straight")
+    assert [e["epoch"] for e in resumed] == [0, 1, 2, 3]
+    e1 = resumed[1]  # the interrupted epoch: every node once, no node twice
+    assert e1["train_nodes_seen"] == e1["train_nodes"] == e1["train_seeds"] == 400, e1
+    for a, b in zip(resumed, straight, strict=True):  # and the model an uninterrupted run trains
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4), (a, b)
 
 
 def test_the_global_plan_refuses_a_users_model_by_name():

@@ -14,6 +14,10 @@ shards by :func:`dist_train.data.shards.train_global_ids`); every node not yet t
 to the rank that holds it now, in one reshuffled pass, so it is trained exactly once more
 in the epoch. A rank that runs out first takes zero-weight steps, as a rank without
 train nodes does: every rank still takes the same number of steps (DDP).
+
+Under ``train.batch_plan=global`` none of this runs: a batch's seeds are a function of
+(seed, epoch, global id) alone, so the rest of an epoch at another world size is simply
+its remaining batches (``loop/epoch_plan.py``).
 """
 
 from __future__ import annotations
