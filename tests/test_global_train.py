@@ -23,7 +23,8 @@ from partition.graph.csr import build_csr
 from partition.store.format import write_dataset
 
 
-def write_learnable(out: Path, bounds: list[int], train: np.ndarray, cache_budget: float = 0.0) -> Path:
+def write_learnable(out: Path, bounds: list[int], train: np.ndarray, cache_budget: float = 0.0,
+                    hops: int = 0) -> Path:
     """``test_train.write_parts``'s clustered graph with labels worth learning: the planted
     cluster (id % 6), features a noisy one-hot of it (the graph's neighbours denoise)."""
     src, dst = clustered_edges(N, clusters=6, degree=8, p_out=0.1, seed=1)
@@ -35,7 +36,7 @@ def write_learnable(out: Path, bounds: list[int], train: np.ndarray, cache_budge
     graph = dataclasses.replace(graph, x=x, y=y.astype(np.int64), train_idx=np.sort(train).astype(np.int64),
                                 val_idx=rest[0::2].astype(np.int64), test_idx=rest[1::2].astype(np.int64))
     parts = np.searchsorted(np.asarray(bounds), np.arange(N), side="right").astype(np.int32)
-    write_dataset(out, graph, build_csr(N, graph.edge_chunks), parts, 0, "random", 0,
+    write_dataset(out, graph, build_csr(N, graph.edge_chunks), parts, hops, "random", 0,
                   cache_budget=cache_budget)
     return out
 
@@ -44,7 +45,7 @@ GLOBAL = ["train.batch_plan=global", "sampler.batch_size=64", "sampler.eval_fano
 
 
 def _fit(rank: int, world_size: int, data: str, run_dir: str, extra: list[str]) -> dict:
-    trainer = _exact_trainer(rank, world_size, data, run_dir, [*GLOBAL, *extra])
+    trainer = _exact_trainer(rank, world_size, data, run_dir, [*GLOBAL, *extra])  # later keys win
     final = trainer.fit()
     return {"final": final}
 
@@ -68,6 +69,20 @@ def _stop_in_epoch_1(rank: int, world_size: int, data: str, run_dir: str) -> str
 def _epochs(run: Path) -> list[dict]:
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return [r for r in lines if "epoch" in r and "train_loss" in r]
+
+
+@pytest.mark.multiproc
+@pytest.mark.slow
+def test_local_mode_with_a_deep_halo_is_as_invariant(tmp_path):
+    """Local mode samples complete rows when the halo is as deep as the model (2 hops)."""
+    train = np.sort(np.random.default_rng(0).choice(N, 400, replace=False))
+    parts = write_learnable(tmp_path / "p4", [250, 600, 800], train, hops=2)
+    whole = write_learnable(tmp_path / "p1", [N], train)
+    local = ["sampler.mode=local"]
+    run_ranks(_fit, 2, str(parts), str(tmp_path / "two"), local, timeout=400)
+    run_ranks(_fit, 1, str(whole), str(tmp_path / "one"), local, timeout=400)
+    for a, b in zip(_epochs(tmp_path / "two"), _epochs(tmp_path / "one"), strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4), (a, b)
 
 
 @pytest.mark.multiproc
