@@ -9,12 +9,15 @@ split over simulated ranks gives one process's per-seed logits and gradient.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import test_exact_sampling
 import torch
 import torch.nn.functional as F
 from fake_gang import run_ranks
-from test_exact_sampling import data, owned  # noqa: F401 -- ``data`` is a fixture
+from test_exact_sampling import owned
 
 from dist_train.data.shards import assign_parts, load_local_graph
 from dist_train.model.csr_ops import keyed_keep_mask, relu_dropout
@@ -28,6 +31,8 @@ from dist_train.sampling.batches import (
 )
 from dist_train.sampling.exact import ExactSampler
 from dist_train.sampling.sampler import NeighborSampler
+
+data = test_exact_sampling.data  # the fixture: the same graph in 1, 2 and 8 parts
 
 # ---- keyed dropout ---------------------------------------------------------------------
 
@@ -199,8 +204,6 @@ def test_a_global_batch_split_over_ranks_gives_one_processs_logits_and_gradient(
     x, y = np.asarray(whole.x), torch.from_numpy(np.array(whole.y, dtype=np.int64))
     num_parts = 8
     ds = data[num_parts]
-    import json
-
     manifest = json.loads((ds / "manifest.json").read_text())
     plan = assign_parts([p["num_train"] for p in manifest["parts"]], world)
     part_rank = np.empty(num_parts, dtype=np.int64)

@@ -19,12 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from dist_train.config.schema import Config
 from dist_train.data.shards import LocalGraph, train_ids_by_rank
 from dist_train.runtime import process_group as pg
-import torch
-
 from dist_train.sampling.batches import (
     PlannedBatch,
     batch_counts,
