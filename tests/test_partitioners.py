@@ -139,3 +139,32 @@ def test_sampled_metis_keeps_a_symmetric_share_of_edges_and_still_cuts_well():
     assert sampled["train_imbalance"] <= 1.05 + 1e-9
     # as good as METIS on every edge (~0.044 here), far below a random 6-way cut (~0.83)
     assert sampled["edge_cut_ratio"] <= full["edge_cut_ratio"] + 0.02
+
+
+def test_rebalance_moves_into_a_part_over_only_in_what_the_node_lacks():
+    """Part 0 holds every train node, part 1 the high-degree half: each over in another quantity.
+
+    A non-train node may move into part 0 (its train load does not change); before, no
+    receiver over in anything could take a node, and neither part moved one (issue 12:
+    one combined weight in KaMinPar left parts like these).
+    """
+    src, dst = clustered_edges(400, clusters=4, degree=12, p_out=0.1, seed=3)
+    csr = build_csr(400, chunked(src, dst))
+    order = np.argsort(-csr.degree(), kind="stable")
+    parts = np.zeros(400, dtype=np.int32)
+    parts[order[:200]] = 1
+    train = np.zeros(400, dtype=bool)
+    train[order[-40:]] = True
+    w = balance_weights(csr, train)
+    upper = upper_bounds(w.sum(axis=0), 2, 0.05)
+
+    def excess(p: np.ndarray) -> np.ndarray:
+        load = np.stack([np.bincount(p, weights=w[:, c], minlength=2) for c in range(3)], axis=1)
+        return np.maximum(load - upper, 0).sum(axis=0)
+
+    fixed = rebalance(csr, parts, w, 2)
+    before, after = excess(parts), excess(fixed)
+    assert before[1] > 0 and before[2] > 0  # over in edges (part 1) and train nodes (part 0)
+    assert after[1] < before[1] and after[0] == 0 and after[2] <= before[2], (before, after)
+    moved = fixed != parts
+    assert moved.any() and not train[moved & (parts == 1)].any()

@@ -9,8 +9,9 @@ Each pass (a Python loop per pass, numba inside) takes the over quantities, the 
 relative to its bound first; for each, every node of an over part that carries some of
 it picks the receiving part it has the most edges to, scores the move by ``edges to that part −
 edges to its own part`` and applies the best moves first. A move is applied only while
-the donor is still over and only if the receiver stays within bounds in *every*
-quantity, so no move creates a new violation and the total excess falls every pass:
+the donor is still over and only if the receiver stays within bounds in every
+quantity the node carries (a receiver already over in one it does not carry is not made
+worse), so no move creates a new violation and the total excess falls every pass:
 boundary nodes move first and the cut grows little. A node with no edge to a receiver
 goes to the feasible receiver with the most room. Before the passes, every empty part
 gets one node, so no part is empty when the graph has at least as many nodes as parts.
@@ -61,8 +62,15 @@ def _best_moves(cands: np.ndarray, indptr: np.ndarray, indices: np.ndarray, part
 
 @njit(cache=True, nogil=True)
 def _fits(load: np.ndarray, w: np.ndarray, u: int, d: int, upper: np.ndarray) -> bool:
+    """Whether ``d`` can take ``u`` without ending over a bound in anything ``u`` carries.
+
+    A quantity ``u`` carries none of (a non-train node) does not stop the move even when
+    ``d`` is over in it: its load there does not change. Without that, two parts each
+    over in a different quantity (one combined weight gave one part every train node
+    and the other most edges) could never trade a node, and both stayed over.
+    """
     for c in range(upper.shape[0]):
-        if load[d, c] + w[u, c] > upper[c]:
+        if w[u, c] > 0 and load[d, c] + w[u, c] > upper[c]:
             return False
     return True
 
