@@ -3,7 +3,7 @@
     giantgcn-partition --input synthetic --num-parts 4 --out data/synthetic-4
     giantgcn-partition --verify data/synthetic-4
 
-Stages: read the source, build the CSR, partition (METIS or random), write the parts
+Stages: read the source, build the CSR, partition (METIS, KaMinPar or random), write the parts
 (halo, features, checksums, manifest last, atomically). Bad input gives one line
 ``giantgcn-partition: error: ...`` on stderr and exit status 2; checks that need no
 data (flags, the output directory) run before the long work starts.
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from partition.readers.features import FeatureOptions
 
 PROG = "giantgcn-partition"
-METHODS = ("metis", "random")
+METHODS = ("metis", "random", "kaminpar")
 FEATURE_DTYPES = ("float32", "float16", "bfloat16")  # partition.readers.features (not imported: fast --help)
 NORMALIZATIONS = ("none", "row", "standard")
 
@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--root", metavar="DIR", help="folder holding planetoid datasets")
     ap.add_argument("--out", metavar="DIR", help="dataset directory to create (required unless --verify)")
     ap.add_argument("--num-parts", type=int, default=4, metavar="P", help="parts (default 4)")
-    ap.add_argument("--method", choices=METHODS, default="metis", help="default metis")
+    ap.add_argument("--method", choices=METHODS, default="metis",
+                    help="default metis; kaminpar needs less memory at about the same cut "
+                         "(pip install kaminpar)")
     ap.add_argument("--seed", type=int, default=0, metavar="S", help="partitioner seed (default 0)")
     ap.add_argument("--halo-hops", type=int, default=1, metavar="H",
                     help="halo depth around each part (default 1; 0 = no halo)")
@@ -96,6 +98,19 @@ def _validate(args: argparse.Namespace) -> None:
         raise InputError(f"--metis-max-nodes: {args.metis_max_nodes:g} is not >= 1")
     if args.seed < 0:
         raise InputError(f"--seed: {args.seed} is not >= 0")
+    _validate_method(args)
+
+
+def _validate_method(args: argparse.Namespace) -> None:
+    """METIS's own flags only with METIS; a missing kaminpar before hours of reading."""
+    for flag, value in (("--metis-max-edges", args.metis_max_edges),
+                        ("--metis-max-nodes", args.metis_max_nodes)):
+        if value is not None and args.method != "metis":
+            raise InputError(f"{flag}: only with --method metis, not {args.method}")
+    if args.method == "kaminpar":
+        from partition.graph.kaminpar import require_kaminpar
+
+        require_kaminpar()  # an import that fails says so in one line, before the reading
 
 
 def _partition(args: argparse.Namespace) -> int:
@@ -136,7 +151,8 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
         max_edges = None if args.metis_max_edges is None else int(args.metis_max_edges)
         max_nodes = None if args.metis_max_nodes is None else int(args.metis_max_nodes)
         parts = partition_nodes(args.method, csr, args.num_parts, train_mask, args.seed, max_edges,
-                                max_nodes=max_nodes, feature_bytes=int(graph.x.nbytes))
+                                max_nodes=max_nodes, feature_bytes=int(graph.x.nbytes),
+                                scratch=features.scratch)
         stats = partition_stats(csr, parts, train_mask, args.num_parts)
     with stage("write", {}, bars, desc="write parts", total=args.num_parts, unit="parts",
                rss=rss) as update:

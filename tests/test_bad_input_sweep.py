@@ -70,6 +70,13 @@ def _old_version(ds: Path) -> None:
     m.write_text(m.read_text().replace('"format_version": 2', '"format_version": 1'))
 
 
+def _no_kaminpar(out: Path) -> Path:
+    """A PYTHONPATH folder whose ``kaminpar`` fails to import, as an absent package does."""
+    out.mkdir()
+    _write(out / "kaminpar.py", "raise ModuleNotFoundError(\"No module named 'kaminpar'\")\n")
+    return out
+
+
 def _bad_npy(out: Path) -> Path:
     import numpy as np
 
@@ -176,6 +183,7 @@ def inputs(tmp_path_factory) -> Iterator[dict[str, Path | None]]:
         "BAD_KEY_YAML": _write(root / "bad-key.yaml", "optim:\n  lrr: 0.1\n"),
         "BAD_SYNTAX_YAML": _write(root / "bad-syntax.yaml", "optim: [lr: 0.1\n"),
         "BROKEN_MODELS_PY": Path(__file__).with_name("broken_models.py"),
+        "NO_KAMINPAR": _no_kaminpar(root / "no-kaminpar"),
     }
     named["NOT_A_DATASET"].mkdir()
     (named["NOT_A_DATASET"] / "notes.txt").write_text("stray\n")
