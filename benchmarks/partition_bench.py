@@ -15,9 +15,27 @@ in its own process (wall time and peak RSS from ``os.wait4``):
     half the edges; 0 skips it): METIS on a uniform edge sample, a quality trade the
     user chooses, shown with its edge cut so the two can be weighed.
 
+(d) the whole run again with ``--method kaminpar``.
+
 Both run ``--repeat`` times, interleaved, and the fastest of each is compared (this
 machine's 2 cores are shared, so single timings swing by ±30%). Prints a table and
 writes ``benchmarks/out/partition_bench.json``. Target: (a) ≤ 1.5× (b).
+
+Then the partitioners alone (issue 12), each in a child process of its own that loads
+the CSR and train split from .npy, runs one method and reports the edge cut (fraction of
+undirected edges), the three max/mean imbalances, the seconds of the call and the
+child's peak RSS (``ru_maxrss``, imports and the loaded CSR included; the RSS after
+loading is printed beside it):
+
+- ``pymetis``: ``pymetis.part_graph`` k-way, unit weights, no refinement (METIS itself);
+- ``metis``: ``partition_nodes("metis")`` on every node: three constraints + refinement;
+- ``metis-contract``: the same with the graph contracted to N/16 first (what a whole run
+  does by default when METIS's estimate exceeds the features, as here);
+- ``kaminpar``: ``partition_nodes("kaminpar")``: KaMinPar on every core + refinement.
+
+Ratios are kaminpar over pymetis and over metis, measured in the same run. Target
+(issue 12): kaminpar's cut ≤ 1.05× METIS's, peak RSS ≤ 0.5× METIS's. ``--only-partitioners``
+skips (a)-(d).
 """
 
 from __future__ import annotations
@@ -49,11 +67,95 @@ print(json.dumps({"metis_call_s": time.perf_counter() - t, "edge_cuts": r.edge_c
 """
 
 
+PARTITIONERS = ("pymetis", "metis", "metis-contract", "kaminpar")
+
+
+def child(method: str, graph_dir: str, num_parts: int) -> dict:
+    """Run one partitioner in this process on the cached graph; its figures as a dict."""
+    sys.path.insert(0, str(REPO))
+    from partition.graph.csr import CSR
+    from partition.graph.partitioners import partition_nodes, partition_stats
+    from partition.readers.source_graph import split_mask
+
+    d = Path(graph_dir)
+    csr = CSR(np.load(d / "csr_indptr.npy"), np.load(d / "csr_indices.npy"))
+    train = split_mask(csr.num_nodes, np.load(d / "train_idx.npy"))
+    with open("/proc/self/statm") as f:  # the floor: imports and the loaded CSR
+        loaded_gib = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    t = time.perf_counter()
+    if method == "pymetis":
+        import pymetis
+
+        r = pymetis.part_graph(num_parts, pymetis.CSRAdjacency(csr.indptr, csr.indices),
+                               recursive=False, options=pymetis.Options(seed=0))
+        parts = np.asarray(r.vertex_part, dtype=np.int32)
+    else:
+        # max_nodes = N: METIS on every node; N/16: contracted first (the default rule's size)
+        every = csr.num_nodes // 16 if method == "metis-contract" else csr.num_nodes
+        parts = partition_nodes(method.split("-")[0], csr, num_parts, train, seed=0,
+                                max_nodes=every, scratch=OUT)
+    seconds = time.perf_counter() - t
+    stats = partition_stats(csr, parts, train, num_parts)
+    stats.pop("parts")
+    return stats | {"partition_s": seconds, "loaded_rss_gib": loaded_gib, "vm_hwm_gib": _vm_hwm_gib()}
+
+
+def _vm_hwm_gib() -> float:
+    """This process's peak RSS since its exec (VmHWM), unlike ru_maxrss not inherited."""
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kib / 2**20
+
+
+def run_partitioners(graph: Path, parts: int, repeat: int) -> dict:
+    """Each of :data:`PARTITIONERS` ``repeat`` times, interleaved, each in its own process."""
+    runs: dict[str, list[dict]] = {m: [] for m in PARTITIONERS}
+    for _ in range(repeat):
+        for m in PARTITIONERS:
+            r = run_measured([sys.executable, __file__, "--child", m, "--graph-dir", str(graph),
+                              "--parts", str(parts)])
+            r |= json.loads(r.pop("stdout").strip().splitlines()[-1])
+            runs[m].append(r)
+    best = {m: min(rs, key=lambda r: r["partition_s"]) | {
+        "all_partition_s": [round(r["partition_s"], 2) for r in rs],
+        "peak_rss_gib": max(r["peak_rss_gib"] for r in rs),
+        "vm_hwm_gib": max(r["vm_hwm_gib"] for r in rs)} for m, rs in runs.items()}
+    return best
+
+
+def print_partitioners(best: dict, parts: int, repeat: int) -> None:
+    print(f"partitioners alone, {parts} parts, each in its own process (fastest of {repeat}; "
+          f"peak RSS the largest); kaminpar on {len(os.sched_getaffinity(0))} threads, METIS on 1")
+    print(f"{'method':16}{'cut':>8}{'nodes':>8}{'edges':>8}{'train':>8}{'time s':>9}"
+          f"{'peak RSS GiB':>14}{'loaded GiB':>12}   all runs (s)")
+    for m, r in best.items():
+        print(f"{m:16}{r['edge_cut_ratio']:8.4f}{r['node_imbalance']:8.3f}{r['edge_imbalance']:8.3f}"
+              f"{r['train_imbalance']:8.3f}{r['partition_s']:9.1f}{r['peak_rss_gib']:14.2f}"
+              f"{r['loaded_rss_gib']:12.2f}   {r['all_partition_s']}")
+    k = best["kaminpar"]
+    for ref in ("pymetis", "metis", "metis-contract"):
+        b = best[ref]
+        print(f"kaminpar / {ref:15} cut {k['edge_cut_ratio'] / b['edge_cut_ratio']:.3f}x "
+              f"(target <= 1.05), peak RSS {k['peak_rss_gib'] / b['peak_rss_gib']:.2f}x "
+              f"(target <= 0.5), time {k['partition_s'] / b['partition_s']:.2f}x")
+
+
 def build_graph(nodes: int) -> Path:
-    """The cached npy source directory (and CSR) for ``nodes`` nodes."""
+    """The cached npy source directory (and CSR) for ``nodes`` nodes, built in a child.
+
+    In a child because Linux carries a process's peak RSS across fork and exec into
+    ``ru_maxrss``: built here, the graph's ~1 GiB became every later child's floor (the
+    rows of one run all read 1.05 GiB).
+    """
     d = OUT / f"graph-{nodes}"
-    if (d / "csr_indices.npy").is_file():
-        return d
+    if not (d / "csr_indices.npy").is_file():
+        subprocess.run([sys.executable, __file__, "--build", str(nodes)], check=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+    return d
+
+
+def _build_graph(nodes: int) -> None:
+    d = OUT / f"graph-{nodes}"
     sys.path.insert(0, str(REPO))
     from partition.graph.csr import build_csr
     from partition.readers.synthetic import SyntheticSpec, make_synthetic
@@ -61,6 +163,7 @@ def build_graph(nodes: int) -> Path:
     t = time.perf_counter()
     g = make_synthetic(SyntheticSpec(nodes=nodes, degree=DEGREE))
     tmp = d.with_name(d.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed build's
     tmp.mkdir(parents=True, exist_ok=True)
     src, dst = zip(*g.edge_chunks(), strict=True)
     np.save(tmp / "edge_index.npy", np.stack((np.concatenate(src), np.concatenate(dst))))
@@ -72,7 +175,6 @@ def build_graph(nodes: int) -> Path:
     tmp.rename(d)
     print(f"built {d} in {time.perf_counter() - t:.1f} s: {csr.num_nodes:,} nodes, "
           f"{csr.num_edges:,} undirected edges")
-    return d
 
 
 def run_measured(argv: list[str]) -> dict:
@@ -102,8 +204,26 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each, interleaved; best kept")
     ap.add_argument("--sampled-max-edges", type=float, default=-1,
                     help="also run with --metis-max-edges E (default: half the edges; 0: skip)")
+    ap.add_argument("--only-partitioners", action="store_true",
+                    help="skip the whole runs; only the partitioners-alone table")
+    ap.add_argument("--child", choices=PARTITIONERS, help=argparse.SUPPRESS)
+    ap.add_argument("--graph-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--build", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.build:
+        _build_graph(args.build)
+        return
+    if args.child:
+        print(json.dumps(child(args.child, args.graph_dir, args.parts)))
+        return
     graph = build_graph(args.nodes)
+    if args.only_partitioners:
+        best = run_partitioners(graph, args.parts, args.repeat)
+        (OUT / f"partitioners_{args.nodes}_{args.parts}.json").write_text(json.dumps(best, indent=1) + "\n")
+        print(f"graph: {args.nodes:,} nodes, {best['metis']['edge_cut'] / best['metis']['edge_cut_ratio']:,.0f} "
+              "undirected edges")
+        print_partitioners(best, args.parts, args.repeat)
+        return
     data = OUT / f"bench-ds-{args.parts}"
     cli = [sys.executable, "-m", "partition", "--quiet", "--force"]
     run_measured(cli + ["--input", "synthetic:nodes=2000", "--out", str(OUT / "bench-warmup")])
@@ -111,8 +231,14 @@ def main() -> None:
     if sampled_edges < 0:
         sampled_edges = int(np.load(graph / "csr_indices.npy", mmap_mode="r").shape[0]) // 4
     part_cmd = cli + ["--input", f"npy:{graph}", "--num-parts", str(args.parts), "--method", "metis"]
-    wholes, alones, sampled = [], [], []
+    wholes, alones, sampled, kmps = [], [], [], []
+    kmp_cmd = part_cmd[:-1] + ["kaminpar"]
     for _ in range(args.repeat):
+        out = OUT / f"bench-ds-{args.parts}-kaminpar"
+        kmps.append(run_measured(kmp_cmd + ["--out", str(out)]))
+        m = json.loads((out / "manifest.json").read_text())
+        kmps[-1] |= {"stages_s": m["timings_s"], "edge_cut_ratio": m["edge_cut_ratio"]}
+        shutil.rmtree(out, ignore_errors=True)
         wholes.append(run_measured(part_cmd + ["--out", str(data)]))
         wholes[-1]["stages_s"] = json.loads((data / "manifest.json").read_text())["timings_s"]
         alones.append(run_measured([sys.executable, "-c", PYMETIS_ALONE, str(graph), str(args.parts)]))
@@ -143,6 +269,10 @@ def main() -> None:
         best.pop("stdout")
         result["sampled_metis"] = best | {"metis_max_edges": int(sampled_edges),
                                           "ratio_wall": best["wall_s"] / alone["wall_s"]}
+    best = best_of(kmps)
+    best.pop("stdout")
+    result["kaminpar_whole_run"] = best | {"ratio_wall": best["wall_s"] / alone["wall_s"]}
+    result["partitioners"] = run_partitioners(graph, args.parts, args.repeat)
     (OUT / "partition_bench.json").write_text(json.dumps(result, indent=1) + "\n")
     for d in (data, OUT / "bench-warmup"):  # ~1 GB of shards; the source graph stays cached
         shutil.rmtree(d, ignore_errors=True)
@@ -155,6 +285,8 @@ def main() -> None:
         s = result["sampled_metis"]
         rows.append((f"giantgcn-partition --metis-max-edges {s['metis_max_edges']:.2g}", s,
                      s["edge_cut_ratio"]))
+    k = result["kaminpar_whole_run"]
+    rows.append(("giantgcn-partition --method kaminpar", k, k["edge_cut_ratio"]))
     for name, r, cut in rows:
         print(f"{name:40}{r['wall_s']:9.1f}{r['wall_s'] / alone['wall_s']:10.2f}x"
               f"{r['peak_rss_gib']:14.2f}{cut:10.3f}   {r['all_wall_s']}")
@@ -164,6 +296,8 @@ def main() -> None:
     print("stages of the best run: " + ", ".join(f"{k} {v:.1f} s" for k, v in whole["stages_s"].items()))
     print(f"train imbalance {manifest['train_imbalance']:.3f}, edge imbalance "
           f"{manifest['edge_imbalance']:.3f}; wrote {OUT / 'partition_bench.json'}")
+    print()
+    print_partitioners(result["partitioners"], args.parts, args.repeat)
 
 
 if __name__ == "__main__":
