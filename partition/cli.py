@@ -146,6 +146,13 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
     with stage("csr", timings, bars, unit="edges", rss=rss) as update:
         csr = build_csr(graph.num_nodes, graph.edge_chunks, progress=update)
     train_mask = split_mask(graph.num_nodes, np.asarray(graph.train_idx, dtype=np.int64))
+    if args.method == "kaminpar":
+        from partition.graph.kaminpar import default_threads
+
+        if default_threads() > 1:  # the --seed promise does not hold: say so, never silently
+            print_error_line(f"{PROG}: warning: --method kaminpar runs on {default_threads()} cores, "
+                             "so its partition can differ between runs of the same --seed; "
+                             "taskset -c 0 giantgcn-partition ... reproduces it")
     with stage("partition", timings, bars, desc=f"partition ({args.method}, {args.num_parts} parts)",
                rss=rss):
         max_edges = None if args.metis_max_edges is None else int(args.metis_max_edges)

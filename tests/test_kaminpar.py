@@ -177,3 +177,17 @@ def test_cli_method_kaminpar_writes_a_balanced_dataset(tmp_path, capsys):
     assert max(m["node_imbalance"], m["edge_imbalance"], m["train_imbalance"]) <= 1.05 + 1e-9
     assert "method kaminpar" in capsys.readouterr().out
     assert not [p for p in tmp_path.iterdir() if p.name != "ds"]  # no scratch left beside it
+
+
+@needs_kaminpar
+@pytest.mark.parametrize("cores", [{0}, {0, 1}])
+def test_cli_says_when_kaminpar_cannot_reproduce_its_seed(tmp_path, capsys, monkeypatch, cores):
+    """On more than one core KaMinPar's partition varies between runs of one --seed: a
+    warning line says so (and how to pin it); on one core there is nothing to say."""
+    from partition.cli import main
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: cores)
+    assert main(["--input", "synthetic:nodes=2000,features=4", "--num-parts", "2", "--method",
+                 "kaminpar", "--out", str(tmp_path / "ds"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert ("can differ between runs of the same --seed" in err) == (len(cores) > 1)
