@@ -44,7 +44,7 @@ class PartGraph(LocalIdRanges):
     indptr: np.ndarray
     """int64 [n_local+1]"""
     indices: np.ndarray
-    """int64 local ids"""
+    """local ids: int64, or int32 when the builder was asked for it (the writer)"""
     num_feature_rows: int = -1
     """Local ids ``[0, num_feature_rows)`` have stored feature rows; -1 means all."""
 
@@ -67,14 +67,13 @@ def _expand(frontier: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _local_csr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: np.ndarray,
-               g2l: np.ndarray, inner_complete: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``nodes`` restricted to local neighbours, as local ids in global-id order.
+def _local_ptr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: np.ndarray,
+               g2l: np.ndarray, inner_complete: bool) -> np.ndarray:
+    """int64 [n+1] row pointers of ``nodes``' rows restricted to local neighbours.
 
-    A global row is sorted by global id, so filtering it keeps that order. With
-    ``inner_complete`` (always: every part keeps at least its 1-hop ring) an inner row's
-    length is its degree: only halo rows
-    need a counting pass. Rows are independent: parallel.
+    With ``inner_complete`` (always: every part keeps at least its 1-hop ring) an inner
+    row's length is its degree: only halo rows need a counting pass. Rows are
+    independent: parallel.
     """
     n = nodes.shape[0]
     local_ptr = np.zeros(n + 1, dtype=np.int64)
@@ -87,15 +86,30 @@ def _local_csr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: n
             for k in range(lo, hi):
                 c += g2l[indices[k]] >= 0
             local_ptr[i + 1] = c
-    local_ptr = np.cumsum(local_ptr)
-    local_idx = np.empty(local_ptr[n], dtype=np.int64)
-    for i in prange(n):
+    return np.cumsum(local_ptr)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _local_fill(nodes: np.ndarray, indptr: np.ndarray, indices: np.ndarray, g2l: np.ndarray,
+                local_ptr: np.ndarray, local_idx: np.ndarray) -> None:
+    """Fill ``local_idx`` (any integer dtype) with the local ids of each row's local
+    neighbours. A global row is sorted by global id, so filtering it keeps that order."""
+    for i in prange(nodes.shape[0]):
         a = local_ptr[i]
         for k in range(indptr[nodes[i]], indptr[nodes[i] + 1]):
             j = g2l[indices[k]]
             if j >= 0:
                 local_idx[a] = j
                 a += 1
+
+
+def _local_csr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: np.ndarray,
+               g2l: np.ndarray, index_dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 [n+1], ``index_dtype`` [nnz]): rows of ``nodes`` restricted to local
+    neighbours, as local ids in global-id order."""
+    local_ptr = _local_ptr(nodes, num_inner, indptr, indices, g2l, True)
+    local_idx = np.empty(int(local_ptr[-1]), dtype=index_dtype)
+    _local_fill(nodes, indptr, indices, g2l, local_ptr, local_idx)
     return local_ptr, local_idx
 
 
@@ -115,20 +129,25 @@ class PartBuilder:
         lo, hi = self._bounds[part_id], self._bounds[part_id + 1]
         return self._by_part[lo:hi].astype(np.int64)
 
-    def build(self, part_id: int, hops: int, cache_budget: float = 0.0) -> PartGraph:
+    def build(self, part_id: int, hops: int, cache_budget: float = 0.0,
+              index_dtype: type = np.int64) -> PartGraph:
         """Part ``part_id``; at ``hops == 0`` the rows of ``cache_budget * num_inner`` of its
-        boundary nodes are kept too, the most reached first (``partition.graph.cache``)."""
+        boundary nodes are kept too, the most reached first (``partition.graph.cache``).
+
+        ``index_dtype``: of the local ``indices`` (int64, the stored dtype, by default; the
+        writer asks for int32 when local ids fit, half the memory, and widens per block).
+        """
         inner = self.inner(part_id)
         rings: list[np.ndarray] = []
         try:
-            return self._build(inner, hops, rings, cache_budget)
+            return self._build(inner, hops, rings, cache_budget, index_dtype)
         finally:  # reset only what this part touched, even on error
             self._g2l[inner] = _UNSEEN
             for ring in rings:
                 self._g2l[ring] = _UNSEEN
 
     def _build(self, inner: np.ndarray, hops: int, rings: list[np.ndarray],
-               cache_budget: float) -> PartGraph:
+               cache_budget: float, index_dtype: type) -> PartGraph:
         csr, g2l = self.csr, self._g2l
         g2l[inner] = np.arange(inner.shape[0], dtype=np.int64)
         frontier = inner
@@ -149,7 +168,9 @@ class PartBuilder:
             halo, cached = np.concatenate((halo[keep], halo[rest])), int(keep.shape[0])
             g2l[halo] = inner.shape[0] + np.arange(halo.shape[0], dtype=np.int64)
         nodes = np.concatenate((inner, halo))
-        indptr, indices = _local_csr(nodes, inner.shape[0], csr.indptr, csr.indices, g2l, True)
+        if np.dtype(index_dtype).itemsize < 8 and nodes.shape[0] >= np.iinfo(index_dtype).max:
+            index_dtype = np.int64  # local ids would not fit
+        indptr, indices = _local_csr(nodes, inner.shape[0], csr.indptr, csr.indices, g2l, index_dtype)
         num_inner = int(inner.shape[0])
         return PartGraph(global_ids=nodes, num_inner=num_inner, indptr=indptr, indices=indices,
                          num_feature_rows=nodes.shape[0] if hops >= 1 else num_inner + cached)

@@ -14,7 +14,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,8 +39,10 @@ PART_ARRAYS = ("global_ids", "indptr", "indices", "x", "y", "degree", "halo_part
                "train_idx", "val_idx", "test_idx")
 """Each part directory holds ``<name>.npy`` for each of these, and nothing else."""
 SPLITS = ("train", "val", "test")
-GATHER_BYTES = 1 << 24
+GATHER_BYTES = 1 << 22
 """Feature bytes gathered from the source and written at a time (up to 3 blocks in flight)."""
+INDEX_BLOCK_BYTES = 1 << 22
+"""Bytes of int64 local ids widened (from the builder's int32) and written at a time."""
 
 
 def part_dir(part_id: int) -> str:
@@ -80,13 +81,18 @@ def stored_dtype(dtype: np.dtype) -> np.dtype:
 
 def _write_features(path: Path, x: np.ndarray, ids: np.ndarray,
                     io: IOThreads | None = None) -> FileRecord:
+    """``x[ids]`` to ``path``, in blocks: read from the file behind a memory-mapped ``x``
+    (:mod:`partition.store.rows`, so RSS holds a block, not the pages of every row), or
+    indexed from RAM (then a memmap's pages are dropped after each block)."""
+    from partition.store.rows import row_blocks
+
     stored = stored_dtype(x.dtype)
     writer = NpyWriter(path, (ids.shape[0], x.shape[1]), stored, io)
     try:
         step = max(1, GATHER_BYTES // max(1, stored.itemsize * x.shape[1]))
-        for lo in range(0, ids.shape[0], step):
-            writer.write(np.ascontiguousarray(x[ids[lo:lo + step]]).view(stored))
-            release_pages(x)  # a halo part touches most of x: hold one block's pages, not all
+        for block in row_blocks(x, ids, step, stored):
+            writer.write(block)
+            release_pages(x)  # a no-op unless x is a memmap row_blocks could not read from
     except BaseException:
         writer.abort()
         raise
@@ -121,7 +127,9 @@ def _write_part(root: Path, pg: PartGraph, part_id: int, graph: SourceGraph, deg
               "halo_part": np.asarray(node_part[ids[pg.num_inner:]], dtype=np.int32)}
     for c, name in enumerate(SPLITS, start=1):
         arrays[f"{name}_idx"] = np.flatnonzero(inner_code == c).astype(np.int64)
-    records = {part_file(part_id, name): write_npy(root / part_file(part_id, name), a, io=io)
+    records = {part_file(part_id, name): write_npy(root / part_file(part_id, name), a, io=io,
+                                                   dtype=np.int64 if name == "indices" else None,
+                                                   block_rows=INDEX_BLOCK_BYTES // 8 if name == "indices" else None)
                for name, a in arrays.items()}
     records[part_file(part_id, "x")] = _write_features(root / part_file(part_id, "x"), graph.x,
                                                        rows, io)
@@ -164,17 +172,18 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
         stats = partition_stats(csr, parts, codes == 1, num_parts)
     with atomic_dir(Path(out_dir), force) as tmp:
         builder, degree, summaries = PartBuilder(csr, parts, num_parts), csr.degree(), []
-        # Build part p+1 (numba, no GIL) while part p goes to disk; hash blocks while they
-        # are written and fsync files while the next ones are made: CPU and disk overlap.
-        # Costs one extra part in memory.
-        with ThreadPoolExecutor(1, "giantgcn-halo") as pool, IOThreads() as io:
+        # One part at a time (built, written, dropped): a part's local CSR is the biggest
+        # thing this stage holds (~6·10^6 edges at H=1 on the papers-shaped graph), and
+        # building the next one while this one is written cost a second part in memory.
+        # int32 local ids in memory, widened to the stored int64 a block at a time. Blocks
+        # are hashed while written and files fsynced while the next are made (IOThreads).
+        index_dtype = np.int32 if csr.num_nodes < 2**31 else np.int64
+        with IOThreads() as io:
             files = {NODE_PART: write_npy(tmp / NODE_PART, np.asarray(parts, dtype=np.int32), io=io)}
-            upcoming = pool.submit(builder.build, 0, hops, cache_budget)
             for p in range(num_parts):
-                part = upcoming.result()
-                if p + 1 < num_parts:
-                    upcoming = pool.submit(builder.build, p + 1, hops, cache_budget)
+                part = builder.build(p, hops, cache_budget, index_dtype)
                 records, summary = _write_part(tmp, part, p, graph, degree, codes, parts, io)
+                del part
                 files |= records
                 summaries.append(summary)
                 if progress is not None:

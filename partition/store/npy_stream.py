@@ -161,18 +161,23 @@ class NpyWriter:
 
 
 def write_npy(path: Path, array: np.ndarray, block_rows: int | None = None,
-              io: IOThreads | None = None) -> FileRecord:
-    """Write a whole array (in blocks of ``block_rows``, or ~16 MiB) and return its record."""
+              io: IOThreads | None = None, dtype: np.dtype | type | None = None) -> FileRecord:
+    """Write a whole array (in blocks of ``block_rows``, or ~16 MiB) and return its record.
+
+    ``dtype``: the file's dtype when not the array's (each block is cast on its own, so a
+    narrower array in memory costs one block of the wider dtype, not a whole copy).
+    """
     array = np.asarray(array)
-    writer = NpyWriter(path, array.shape, array.dtype, io)
+    dtype = array.dtype if dtype is None else np.dtype(dtype)
+    writer = NpyWriter(path, array.shape, dtype, io)
     try:
         if array.ndim == 0:
-            writer.write(array.reshape(1))
+            writer.write(array.reshape(1).astype(dtype, copy=False))
         else:
-            row_bytes = max(1, array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64)))
+            row_bytes = max(1, dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64)))
             step = block_rows or max(1, BLOCK_BYTES // row_bytes)
             for lo in range(0, array.shape[0], step):
-                writer.write(array[lo:lo + step])
+                writer.write(array[lo:lo + step].astype(dtype, copy=False))
     except BaseException:
         writer.abort()
         raise
