@@ -128,11 +128,12 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
 
     from partition.graph.csr import build_csr
     from partition.graph.partitioners import partition_nodes, partition_stats
-    from partition.progress import peak_rss_bytes, stage, summary_table
+    from partition.progress import map_big_allocations, peak_rss_bytes, stage, summary_table
     from partition.readers.source_graph import split_mask
     from partition.readers.sources import read_source
     from partition.store.format import write_dataset
 
+    map_big_allocations()  # freed big arrays leave RSS at once, not at the stage's end
     bars = not args.quiet and sys.stderr.isatty()
     timings: dict[str, float] = {}
     rss: dict[str, int] = {}

@@ -107,3 +107,54 @@ def test_contraction_holds_no_int64_per_edge_temporary():
         tracemalloc.stop()
     nnz = csr.indices.shape[0]
     assert peak <= 4 * nnz + 200 * csr.num_nodes, (peak, nnz, csr.num_nodes)
+
+
+def test_full_csr_is_parked_while_metis_runs_on_the_clusters(tmp_path, monkeypatch):
+    """With a scratch folder the full graph is out of memory while METIS runs (the stage's
+    peak), comes back equal, and the parts are those of a run that kept it in memory."""
+    import partition.graph.partitioners as pa
+
+    csr, train = _graph("nodes=20000,train=0.01")
+    ptr, idx = csr.indptr.copy(), csr.indices.copy()
+    held = []
+    real = pa.metis_kway
+
+    def metis(graph, *args, **kwargs):
+        held.append(csr.indices.shape[0])
+        return real(graph, *args, **kwargs)
+
+    monkeypatch.setattr(pa, "metis_kway", metis)
+    parked = partition_nodes("metis", csr, 8, train, 3, max_nodes=1000, scratch=tmp_path)
+    assert held == [0]  # parked during METIS
+    np.testing.assert_array_equal(csr.indptr, ptr)
+    np.testing.assert_array_equal(csr.indices, idx)
+    assert csr.indices.dtype == idx.dtype and list(tmp_path.iterdir()) == []
+    kept = partition_nodes("metis", csr, 8, train, 3, max_nodes=1000)
+    assert held[1] == idx.shape[0]
+    np.testing.assert_array_equal(parked, kept)
+
+
+def test_parked_csr_comes_back_when_metis_fails(tmp_path, monkeypatch):
+    import partition.graph.partitioners as pa
+
+    csr, train = _graph("nodes=20000,train=0.01")
+    idx = csr.indices.copy()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("METIS_PartGraphKway failed")
+
+    monkeypatch.setattr(pa, "metis_kway", broken)
+    with pytest.raises(RuntimeError):
+        partition_nodes("metis", csr, 8, train, 3, max_nodes=1000, scratch=tmp_path)
+    np.testing.assert_array_equal(csr.indices, idx)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_relabel_is_uniques_inverse():
+    from partition.graph.coarsen import _relabel
+
+    labels = np.random.default_rng(0).integers(0, 500, 1000) * 2  # gaps, repeats, in [0, n)
+    cluster, k = _relabel(labels)
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    assert k == uniq.shape[0]
+    np.testing.assert_array_equal(cluster, inverse)

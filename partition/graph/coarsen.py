@@ -24,6 +24,8 @@ Everything in numba loops over the CSR; the result is deterministic for a seed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numba import njit
 
@@ -111,11 +113,15 @@ def _label_propagation(indptr, indices, adjw, w, cap, order, rounds, cluster, lo
 
 @njit(cache=True, nogil=True)
 def _cluster_rows(indptr, indices, adjw, cluster, by_cluster, starts, out_ptr, out_idx, out_w):
-    """Count (``out_idx`` empty) or fill the merged rows of the cluster graph, cluster by cluster."""
+    """Count (``out_idx`` empty) or fill the merged rows of the cluster graph, cluster by cluster.
+
+    Returns the largest merged edge weight (0 for none).
+    """
     nc = starts.shape[0] - 1
     acc = np.zeros(nc, dtype=np.int64)
     touched = np.empty(nc, dtype=np.int64)
     fill = out_idx.shape[0] > 0
+    heaviest = 0
     for a in range(nc):
         t = 0
         for i in range(starts[a], starts[a + 1]):
@@ -135,40 +141,58 @@ def _cluster_rows(indptr, indices, adjw, cluster, by_cluster, starts, out_ptr, o
         else:
             out_ptr[a + 1] = t
         for i in range(t):
+            heaviest = max(heaviest, acc[touched[i]])
             acc[touched[i]] = 0
+    return heaviest
+
+
+def _weight_dtype(heaviest: int) -> type:
+    """The narrowest of int16 / int32 / int64 that holds every merged edge weight."""
+    return np.int16 if heaviest < 2**15 else np.int32 if heaviest < 2**31 else np.int64
 
 
 def _cluster_graph(indptr: np.ndarray, indices: np.ndarray, adjw: np.ndarray, cluster: np.ndarray,
                    nc: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(int64 indptr [nc+1], indices [m], edge weights [m]) of the cluster graph.
 
-    Parallel edges merged (weights summed), internal edges dropped. Indices and weights are
-    int32 when they fit (ids below 2^31, total weight below 2^31): the first level holds
-    nearly as many entries as the graph on a power-law graph, so this halves its peak.
+    Parallel edges merged (weights summed), internal edges dropped. Indices are int32 when
+    cluster ids fit, weights the narrowest integer holding the heaviest merged edge (the
+    counting pass finds it): the first level holds nearly as many entries as the graph on
+    a power-law graph (11·10^6 of 14·10^6 on the papers-shaped one), so this is its peak.
     """
     by_cluster = np.argsort(cluster, kind="stable")
     starts = np.zeros(nc + 1, dtype=np.int64)
     starts[1:] = np.cumsum(np.bincount(cluster, minlength=nc))
     out_ptr = np.zeros(nc + 1, dtype=np.int64)
     empty = np.empty(0, dtype=np.int64)
-    _cluster_rows(indptr, indices, adjw, cluster, by_cluster, starts, out_ptr, empty, empty)
+    heaviest = _cluster_rows(indptr, indices, adjw, cluster, by_cluster, starts, out_ptr, empty, empty)
     np.cumsum(out_ptr, out=out_ptr)
-    narrow = nc < 2**31 and indices.shape[0] < 2**31 and int(np.asarray(adjw).max(initial=0)) * \
-        indices.shape[0] < 2**31
-    dtype = np.int32 if narrow else np.int64
-    out_idx = np.empty(out_ptr[nc], dtype=dtype)
-    out_w = np.empty(out_ptr[nc], dtype=dtype)
+    out_idx = np.empty(out_ptr[nc], dtype=np.int32 if nc < 2**31 else np.int64)
+    out_w = np.empty(out_ptr[nc], dtype=_weight_dtype(int(heaviest)))
     _cluster_rows(indptr, indices, adjw, cluster, by_cluster, starts, out_ptr, out_idx, out_w)
     return out_ptr, out_idx, out_w
 
 
+def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """(int64 [n] labels renumbered 0..k-1 in increasing order, k): ``np.unique``'s inverse
+    for labels in [0, n), from one bool mask and a cumsum instead of a sort's temporaries."""
+    present = np.zeros(labels.shape[0], dtype=bool)
+    present[labels] = True
+    rank = np.cumsum(present, dtype=np.int64)
+    rank -= 1
+    return rank[labels], int(rank[-1]) + 1 if labels.shape[0] else 0
+
+
 def contract(csr: CSR, weights: np.ndarray, num_parts: int, max_nodes: int,
-             seed: int) -> tuple[CSR, np.ndarray, np.ndarray, np.ndarray]:
+             seed: int, release: Callable[[], None] | None = None
+             ) -> tuple[CSR, np.ndarray, np.ndarray, np.ndarray]:
     """Contract until at most ``max_nodes`` vertices (or no more progress).
 
-    ``weights``: int64 [N, C] balance quantities. Returns (cluster CSR, int64 [M] edge
-    weights aligned with its ``indices``, int64 [Nc, C] summed vertex weights, int64 [N]
-    cluster of every original node). Deterministic for a seed.
+    ``weights``: int64 [N, C] balance quantities. Returns (cluster CSR, edge weights
+    (int16/32/64) [M] aligned with its ``indices``, int64 [Nc, C] summed vertex weights,
+    int64 [N] cluster of every original node). Deterministic for a seed.
+    ``release()`` is called once the first level is built: ``csr`` is not read after it
+    (the caller may park the full graph then, :mod:`partition.graph.spill`).
     """
     cap = np.maximum(weights.sum(axis=0) // (num_parts * CAP_FRACTION), 1).astype(np.int64)
     rng = np.random.default_rng(seed)
@@ -180,11 +204,12 @@ def contract(csr: CSR, weights: np.ndarray, num_parts: int, max_nodes: int,
         n = indptr.shape[0] - 1
         if n <= max_nodes:
             break
-        order = rng.permutation(n).astype(np.int64)
+        order = rng.permutation(n).astype(np.int64, copy=False)
         labels = np.arange(n, dtype=np.int64)
         _label_propagation(indptr, indices, adjw, w, cap, order, LP_ROUNDS, labels, w.copy())
-        uniq, cluster = np.unique(labels, return_inverse=True)
-        nc = uniq.shape[0]
+        del order  # freed before the next level is built: that build is the peak
+        cluster, nc = _relabel(labels)
+        del labels
         if nc > MIN_SHRINK * n:
             break
         indptr, indices, adjw = _cluster_graph(indptr, indices, adjw, cluster, nc)
@@ -192,6 +217,9 @@ def contract(csr: CSR, weights: np.ndarray, num_parts: int, max_nodes: int,
         for q in range(w.shape[1]):
             w2[:, q] = np.bincount(cluster, weights=w[:, q], minlength=nc).astype(np.int64)
         w, mapping = w2, cluster[mapping]
+        if release is not None:
+            release()
+            release = None
     return CSR(indptr, indices), adjw, w, mapping
 
 
@@ -211,7 +239,7 @@ def refine_cut(csr: CSR, parts: np.ndarray, weights: np.ndarray, num_parts: int,
     for q in range(w.shape[1]):
         load[:, q] = np.bincount(labels, weights=w[:, q], minlength=num_parts).astype(np.int64)
     cap = np.maximum(cap, load.max(axis=0))  # a part already over may keep, never gain
-    order = np.random.default_rng([seed, 7]).permutation(csr.num_nodes).astype(np.int64)
+    order = np.random.default_rng([seed, 7]).permutation(csr.num_nodes).astype(np.int64, copy=False)
     adjw = np.broadcast_to(np.int64(1), csr.indices.shape)
     _label_propagation(csr.indptr, csr.indices, adjw, w, cap, order, rounds, labels, load)
     return labels.astype(np.int32)

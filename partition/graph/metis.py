@@ -46,6 +46,11 @@ def _library() -> tuple[ctypes.CDLL, type, object]:
         bundled.options_indices
 
 
+def index_dtype() -> type:
+    """``np.int64`` or ``np.int32``: the idx_t of the bundled METIS (what its arrays must hold)."""
+    return _library()[1]
+
+
 def metis_kway(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
                ufactor: int = DEFAULT_UFACTOR, edge_weights: np.ndarray | None = None) -> np.ndarray:
     """int32 [N] part of every node from METIS k-way with ``weights.shape[1]`` constraints.

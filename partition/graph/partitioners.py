@@ -31,8 +31,9 @@ from partition.errors import InputError
 from partition.graph.coarsen import contract, contraction_target, refine_cut
 from partition.graph.csr import CSR
 from partition.graph.kaminpar import combined_weight, kaminpar_kway
-from partition.graph.metis import metis_kway, sample_edges
+from partition.graph.metis import index_dtype, metis_kway, sample_edges
 from partition.graph.refine import TOLERANCE, rebalance
+from partition.graph.spill import ParkedCSR
 
 QUANTITIES = ("nodes", "edges", "train")
 """The balanced quantities, in the column order of :func:`balance_weights`."""
@@ -54,13 +55,16 @@ def _check_parts(num_nodes: int, num_parts: int) -> None:
 
 
 def metis_assign(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
-                 max_edges: int | None = None, max_nodes: int | None = None) -> np.ndarray:
+                 max_edges: int | None = None, max_nodes: int | None = None,
+                 spill_dir: Path | None = None) -> np.ndarray:
     """int32 [N]: METIS k-way with one constraint per column of ``weights`` [N, C], unrefined.
 
     Columns with a zero total (no train node, no edge) or equal to the node column (every
     node in train) are not passed: METIS cannot balance a quantity that sums to zero.
     ``max_nodes``: contract the (sampled) graph to about this many clusters first and
     project METIS's parts back (:mod:`partition.graph.coarsen`); None: every node.
+    ``spill_dir``: where the full CSR is parked meanwhile (:mod:`partition.graph.spill`;
+    None: kept in memory). ``csr``'s arrays are replaced by equal ones then.
     """
     _check_parts(csr.num_nodes, num_parts)
     if num_parts == 1:
@@ -68,15 +72,37 @@ def metis_assign(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
     totals = weights.sum(axis=0)
     keep = [c for c in range(weights.shape[1])
             if totals[c] > 0 and (c == 0 or not np.array_equal(weights[:, c], weights[:, 0]))]
+    kept = weights if keep == list(range(weights.shape[1])) else weights[:, keep]  # no copy if all
     sample = csr if max_edges is None else sample_edges(csr, max_edges, seed)
     if max_nodes is None:
-        return metis_kway(sample, num_parts, weights[:, keep], seed)
-    small, adjw, cw, cluster = contract(sample, weights[:, keep], num_parts, max_nodes, seed)
-    del sample
-    if small.num_nodes < num_parts:  # too few clusters to give every part one
-        return metis_kway(csr, num_parts, weights[:, keep], seed)
-    parts = metis_kway(small, num_parts, cw, seed, edge_weights=adjw)[cluster]
-    del small, adjw, cluster
+        return metis_kway(sample, num_parts, kept, seed)
+    from partition.progress import trim_heap
+
+    # the full graph waits in a scratch file from the first contraction level until the
+    # refinement: METIS (the stage's peak) runs without it in memory
+    parked = ParkedCSR(csr, spill_dir) if spill_dir is not None else None
+    try:
+        small, adjw, cw, cluster = contract(sample, kept, num_parts, max_nodes, seed,
+                                            release=None if parked is None else parked.park)
+        del sample
+        if small.num_nodes < num_parts:  # too few clusters to give every part one
+            if parked is not None:
+                parked.restore()
+            return metis_kway(csr, num_parts, kept, seed)
+        # METIS wants idx_t arrays: convert now and drop the narrow ones, so the cluster
+        # graph is held once, not twice, while METIS runs; freed heap goes back first
+        idx = index_dtype()
+        small = CSR(small.indptr.astype(idx, copy=False), small.indices.astype(idx, copy=False))
+        adjw = adjw.astype(idx, copy=False)
+        trim_heap()
+        parts = metis_kway(small, num_parts, cw, seed, edge_weights=adjw)
+        del small, adjw
+        parts = parts[cluster]
+        del cluster
+        trim_heap()
+    finally:
+        if parked is not None:
+            parked.restore()
     return refine_cut(csr, parts, weights, num_parts, TOLERANCE, seed)
 
 
@@ -108,7 +134,8 @@ def partition_nodes(method: str, csr: CSR, num_parts: int, train_mask: np.ndarra
     METIS runs on a contracted graph when :func:`partition.graph.coarsen.contraction_target`
     says so (``max_nodes`` is ``--metis-max-nodes``; ``feature_bytes`` the source's
     feature matrix, the memory the run aims to stay under). ``max_edges`` and
-    ``max_nodes`` are METIS's alone; KaMinPar writes its input file into ``scratch``.
+    ``max_nodes`` are METIS's alone. ``scratch``: a folder for KaMinPar's input file, and
+    for the full CSR while METIS runs on the contracted graph (see :func:`metis_assign`).
 
     Every method goes through the same balance rules: no part above mean·(1 + tolerance)
     in inner nodes, edges or train nodes where a move can get them there
@@ -118,7 +145,7 @@ def partition_nodes(method: str, csr: CSR, num_parts: int, train_mask: np.ndarra
     if method == "metis":
         edges = csr.num_edges if max_edges is None else min(csr.num_edges, max_edges)
         target = contraction_target(csr.num_nodes, edges, feature_bytes, max_nodes)
-        parts = metis_assign(csr, num_parts, weights, seed, max_edges, target)
+        parts = metis_assign(csr, num_parts, weights, seed, max_edges, target, scratch)
     elif method == "kaminpar":
         parts = kaminpar_assign(csr, num_parts, weights, seed, scratch)
     elif method == "random":
