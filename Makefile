@@ -31,7 +31,7 @@ demo: setup
 	@echo "curves: $(RUN)/curves.png (redraw or compare runs: $(BIN)/giantgcn-plot $(RUN) ...)"
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not multiproc"
