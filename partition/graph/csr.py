@@ -10,17 +10,25 @@ O(nnz log degree), well under one global sort of 2·E keys.
 
 One pass, not two, because re-reading a gzipped OGB edge file costs more than
 buffering its parsed ids (ANCHORS: partitioning time is a user complaint).
+
+With a ``memory_budget`` (``--memory-budget``) the same pass watches the in-memory
+build's footprint (:func:`in_memory_bytes`); the moment it would exceed the budget, the
+chunks kept so far and the rest of the stream go to the out-of-core build
+(:mod:`partition.graph.csr_external`: sorted runs on scratch disk, blockwise merge),
+which gives the same CSR, bit for bit, with ``indices`` memory-mapped from scratch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numba import njit, prange
 
 from partition.errors import InputError
+from partition.graph.csr_external import external_csr, external_scratch_bytes, index_dtype
 from partition.readers.source_graph import EdgeChunks
 
 
@@ -126,21 +134,68 @@ def _clean_chunk(src: np.ndarray, dst: np.ndarray, num_nodes: int, dtype: type,
     return out_src, out_dst
 
 
+def in_memory_bytes(num_nodes: int, kept_bytes: int) -> int:
+    """Peak bytes of the in-memory build holding ``kept_bytes`` of cleaned edge chunks.
+
+    The kept chunks, the raw (duplicated) ``indices`` of the same size (two entries of
+    the same dtype per kept edge), and two int64 [N+1] arrays (counts/indptr, cursor).
+    """
+    return 2 * kept_bytes + 16 * (num_nodes + 1)
+
+
+def csr_stage_bytes(num_nodes: int, num_edges: int, memory_budget: int | None) -> int:
+    """Estimated peak bytes the CSR stage allocates for ``num_edges`` raw input edges.
+
+    ``num_edges`` counts edges as the source gives them (directed, duplicates and self
+    loops included): the upper bound, since only loops are dropped before the buffer.
+    The in-memory build's ``in_memory_bytes`` when it fits ``memory_budget`` (or with no
+    budget), else the budget itself, which the out-of-core build stays within. Excludes
+    the reader's own chunk buffer and the interpreter (``--dry-run`` adds those).
+    """
+    kept = 2 * num_edges * np.dtype(index_dtype(num_nodes)).itemsize
+    need = in_memory_bytes(num_nodes, kept)
+    return need if memory_budget is None or need <= memory_budget else int(memory_budget)
+
+
+def csr_scratch_bytes(num_nodes: int, num_edges: int, memory_budget: int | None) -> int:
+    """Estimated scratch disk (bytes) the CSR stage writes beside ``--out``; 0 in memory."""
+    if csr_stage_bytes(num_nodes, num_edges, None) == csr_stage_bytes(num_nodes, num_edges, memory_budget):
+        return 0
+    return external_scratch_bytes(num_nodes, num_edges)
+
+
 def build_csr(num_nodes: int, edge_chunks: EdgeChunks,
-              progress: Callable[[int], None] | None = None) -> CSR:
+              progress: Callable[[int], None] | None = None,
+              memory_budget: int | None = None, scratch: Path | None = None) -> CSR:
     """Symmetrise, deduplicate and drop self loops; ``progress(n)`` after each chunk of n edges.
 
-    Raises InputError when an id lies outside ``[0, num_nodes)``.
+    ``indptr`` is int64 [N+1]; ``indices`` int32 when N < 2^31, else int64. With
+    ``memory_budget`` (bytes) the build holds about that much at most: in memory while
+    :func:`in_memory_bytes` fits, else out of core with ``indices`` a
+    ``np.memmap`` of a file under ``scratch`` (a temporary folder when None); same
+    arrays either way. The edges are read once.
+
+    Raises InputError when an id lies outside ``[0, num_nodes)``, when the budget is
+    below :func:`partition.graph.csr_external.min_budget`, or when a scratch write fails
+    (disk full: the line names the file).
     """
-    dtype = np.int32 if num_nodes < 2**31 else np.int64
+    dtype = index_dtype(num_nodes)
+    chunks = iter(edge_chunks())
+    if memory_budget is not None and in_memory_bytes(num_nodes, 0) > memory_budget:
+        return CSR(*external_csr(num_nodes, chunks, memory_budget, scratch, progress))
     counts = np.zeros(num_nodes + 1, dtype=np.int64)  # counts[u+1] = raw row length of u
     kept: list[tuple[np.ndarray, np.ndarray]] = []
-    for src, dst in edge_chunks():
+    kept_bytes = 0
+    for src, dst in chunks:
         s, d = _clean_chunk(src, dst, num_nodes, dtype, counts)
         if s.size:
             kept.append((s, d))
+            kept_bytes += s.nbytes + d.nbytes
         if progress is not None:
             progress(int(np.asarray(src).size))
+        if memory_budget is not None and in_memory_bytes(num_nodes, kept_bytes) > memory_budget:
+            del counts, s, d  # the merge counts rows itself; free before the run buffer exists
+            return CSR(*external_csr(num_nodes, chunks, memory_budget, scratch, progress, kept=kept))
     indptr = np.cumsum(counts, out=counts)
     indices = np.empty(int(indptr[-1]), dtype=dtype)  # int32 column ids when N < 2^31
     cursor = indptr[:-1].copy()
