@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--normalize-features", choices=NORMALIZATIONS, default="none",
                     help="row: each row divided by its sum (Kipf & Welling's GCN); standard: each "
                          "column to mean 0, std 1 over the whole graph (default none)")
+    ap.add_argument("--memory-budget", default="auto", metavar="SIZE",
+                    help="most memory the CSR build may hold, e.g. 8G or 500M (powers of 1024); "
+                         "above it the CSR is built out of core, sorted runs spilled beside --out "
+                         "(same CSR). Default auto: half the memory available at start")
     ap.add_argument("--force", action="store_true", help="replace an existing dataset at --out")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress bars (the summary table is still printed)")
@@ -99,6 +103,7 @@ def _validate(args: argparse.Namespace) -> None:
     if args.seed < 0:
         raise InputError(f"--seed: {args.seed} is not >= 0")
     _validate_method(args)
+    args.memory_budget_bytes = _memory_budget(args.memory_budget)
 
 
 def _validate_method(args: argparse.Namespace) -> None:
@@ -111,6 +116,22 @@ def _validate_method(args: argparse.Namespace) -> None:
         from partition.graph.kaminpar import require_kaminpar
 
         require_kaminpar()  # an import that fails says so in one line, before the reading
+
+
+AUTO_BUDGET_FRACTION = 0.5
+"""``--memory-budget auto``: this share of the memory available when the run starts, so a
+graph that would not fit is built out of core instead of being killed (the rest is left
+to the reader's chunk, the features and other processes)."""
+
+
+def _memory_budget(text: str) -> int:
+    from partition.sizes import parse_size
+
+    if text.strip().lower() == "auto":
+        import psutil
+
+        return int(psutil.virtual_memory().available * AUTO_BUDGET_FRACTION)
+    return parse_size(text, "--memory-budget")
 
 
 def _partition(args: argparse.Namespace) -> int:
@@ -145,7 +166,8 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
         raise InputError(f"--num-parts: {args.num_parts} is more than the graph's "
                          f"{graph.num_nodes} nodes")
     with stage("csr", timings, bars, unit="edges", rss=rss) as update:
-        csr = build_csr(graph.num_nodes, graph.edge_chunks, progress=update)
+        csr = build_csr(graph.num_nodes, graph.edge_chunks, progress=update,
+                        memory_budget=args.memory_budget_bytes, scratch=features.scratch)
     train_mask = split_mask(graph.num_nodes, np.asarray(graph.train_idx, dtype=np.int64))
     if args.method == "kaminpar":
         from partition.graph.kaminpar import default_threads

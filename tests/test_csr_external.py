@@ -3,13 +3,17 @@ within its memory budget, and one-line errors for a bad budget or a full disk.""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 from partition_helpers import chunked, messy_edges
 
+from partition.cli import main
 from partition.errors import InputError
+from partition.graph import csr as csr_module
 from partition.graph import csr_external as ce
 from partition.graph.csr import build_csr, csr_scratch_bytes, csr_stage_bytes, in_memory_bytes
 from partition.sizes import parse_size
@@ -201,3 +205,19 @@ def test_parse_size(text, size):
 def test_parse_size_refuses(text):
     with pytest.raises(InputError, match=r"^--memory-budget: "):
         parse_size(text, "--memory-budget")
+
+
+def test_cli_dataset_is_identical_with_a_small_budget(tmp_path, monkeypatch):
+    """Every file of the dataset (sha256 in the manifest) equals the in-memory build's."""
+    spec = "synthetic:nodes=3000,classes=4,features=8,degree=40"
+    files, calls = {}, []
+    external = csr_module.external_csr
+    monkeypatch.setattr(csr_module, "external_csr", lambda *a, **k: calls.append(a[2]) or external(*a, **k))
+    for budget in ("auto", "300K"):
+        out = tmp_path / f"ds-{budget}"
+        args = ["--input", spec, "--out", str(out), "--num-parts", "3", "--quiet", "--memory-budget", budget]
+        assert main(args) == 0
+        files[budget] = json.loads((out / "manifest.json").read_text())["files"]
+        assert not [p for p in Path(tmp_path).iterdir() if ".scratch-" in p.name]  # scratch removed
+    assert calls == [300 * 1024]  # only the 300K run went out of core
+    assert files["auto"] == files["300K"]
