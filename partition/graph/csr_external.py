@@ -36,6 +36,7 @@ import numpy as np
 from numba import njit
 
 from partition.errors import InputError
+from partition.progress import trim_heap
 
 MIN_BLOCK = 1024
 """Fewest keys read from a run per merge round (smaller reads would be all syscall)."""
@@ -341,6 +342,7 @@ def external_csr(num_nodes: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
                 progress(int(src.size))
         runs = writer.close()
         del writer
+        trim_heap()  # the freed chunks sit in glibc's heap, still resident, unless trimmed
         merge_bytes = memory_budget - 8 * (num_nodes + 1) - RESERVE
         runs = _reduce_runs(runs, codec, merge_bytes, folder)
         indptr, indices = _final_merge(runs, codec, merge_bytes, num_nodes, folder / "indices.bin")
@@ -365,6 +367,8 @@ def _final_merge(runs: list[Path], codec: KeyCodec, merge_bytes: int, num_nodes:
                 del rows
                 _write(cols, f, path)
                 nnz += cols.size
+                del cols
+                trim_heap()  # blocks under glibc's mmap threshold would stay resident once freed
     except OSError as err:
         raise _disk_error(err, path) from None
     for p in runs:
