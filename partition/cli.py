@@ -148,6 +148,7 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
     import numpy as np
 
     from partition.graph.csr import build_csr
+    from partition.graph.csr_external import min_budget
     from partition.graph.partitioners import partition_nodes, partition_stats
     from partition.progress import map_big_allocations, peak_rss_bytes, stage, summary_table
     from partition.readers.source_graph import split_mask
@@ -165,9 +166,12 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
     if args.num_parts > graph.num_nodes:
         raise InputError(f"--num-parts: {args.num_parts} is more than the graph's "
                          f"{graph.num_nodes} nodes")
+    budget = args.memory_budget_bytes
+    if args.memory_budget.strip().lower() == "auto":  # never refuse a budget the user did not set
+        budget = max(budget, min_budget(graph.num_nodes))
     with stage("csr", timings, bars, unit="edges", rss=rss) as update:
         csr = build_csr(graph.num_nodes, graph.edge_chunks, progress=update,
-                        memory_budget=args.memory_budget_bytes, scratch=features.scratch)
+                        memory_budget=budget, scratch=features.scratch)
     train_mask = split_mask(graph.num_nodes, np.asarray(graph.train_idx, dtype=np.int64))
     if args.method == "kaminpar":
         from partition.graph.kaminpar import default_threads

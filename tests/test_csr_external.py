@@ -221,3 +221,21 @@ def test_cli_dataset_is_identical_with_a_small_budget(tmp_path, monkeypatch):
         assert not [p for p in Path(tmp_path).iterdir() if ".scratch-" in p.name]  # scratch removed
     assert calls == [300 * 1024]  # only the 300K run went out of core
     assert files["auto"] == files["300K"]
+
+
+def test_auto_budget_below_the_minimum_is_raised_not_refused(tmp_path, monkeypatch, capsys):
+    """--memory-budget auto on a nearly full machine builds out of core at the least
+    budget that works instead of failing on a flag the user never gave."""
+    import psutil
+
+    class _Tiny:
+        available = 1000
+
+    calls = []
+    external = csr_module.external_csr
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: _Tiny())
+    monkeypatch.setattr(csr_module, "external_csr", lambda *a, **k: calls.append(a[2]) or external(*a, **k))
+    out = tmp_path / "ds"
+    assert main(["--input", "synthetic:nodes=3000,features=8,degree=40", "--out", str(out),
+                 "--num-parts", "2", "--quiet"]) == 0, capsys.readouterr().err
+    assert calls == [ce.min_budget(3000)]
