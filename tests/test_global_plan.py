@@ -254,3 +254,16 @@ def test_a_global_batch_split_over_ranks_gives_one_processs_logits_and_gradient(
             a = m(torch.from_numpy(x[sub0.node_ids.numpy()]), sub0)
             b = m(torch.from_numpy(x[whole_u.node_ids.numpy()]), whole_u)[: gids0.shape[0]]
         assert not torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_resume_on_another_world_size_says_what_the_global_plan_does():
+    """The rank plan's line says the rest is re-planned; under the global plan nothing is
+    (review of issue 15): the line must say the batches are the uninterrupted run's."""
+    from dist_train.loop.resume import resumed_segments
+
+    _, line = resumed_segments([], 2, 3, epoch=1, step=63, global_plan=True)
+    assert "after its step 62" in line and "re-planned" not in line
+    assert "the ones an uninterrupted run trains" in line
+    _, rank_line = resumed_segments([], 2, 3, epoch=1, step=63)
+    assert "re-planned" in rank_line
+    assert resumed_segments([], 3, 3, epoch=1, step=63, global_plan=True)[1] is None

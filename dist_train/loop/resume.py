@@ -82,7 +82,8 @@ def apply_optim_config(optimizer: torch.optim.Optimizer,
 
 
 def resumed_segments(segments: list[list[int]], saved_world: int | None, world_size: int,
-                     epoch: int, step: int) -> tuple[list[list[int]], str | None]:
+                     epoch: int, step: int,
+                     global_plan: bool = False) -> tuple[list[list[int]], str | None]:
     """The epoch's ``[start_step, world_size]`` segments after a resume, and the line saying so.
 
     ``saved_world``: the checkpoint's world size (None in checkpoints older than that field:
@@ -92,4 +93,5 @@ def resumed_segments(segments: list[list[int]], saved_world: int | None, world_s
     old = world_size if saved_world is None else int(saved_world)
     segs = next_segments([Segment(*s) for s in segments], old, world_size, step)
     stored = [[s.start_step, s.world_size] for s in segs] if len(segs) > 1 else []
-    return stored, (describe_change(old, world_size, epoch, step) if old != world_size else None)
+    line = describe_change(old, world_size, epoch, step, global_plan) if old != world_size else None
+    return stored, line

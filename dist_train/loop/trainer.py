@@ -335,8 +335,9 @@ class Trainer:
         apply_optim_config(self.optimizer, self.scheduler, self.cfg.optim)  # the new lr wins
         self.pos = Position(**state["position"])
         self.best_state, self.partial = state.get("best_model"), state.get("epoch_partial")
-        self.pos.segments, world_line = resumed_segments(self.pos.segments, state.get("world_size"),
-                                                         self.world_size, self.pos.epoch, self.pos.step)
+        self.pos.segments, world_line = resumed_segments(
+            self.pos.segments, state.get("world_size"), self.world_size, self.pos.epoch,
+            self.pos.step, global_plan=self.cfg.train.batch_plan == "global")
         if self.rank == 0:
             log.warning("resumed from %s (epoch %d, step %d)", ref.path, self.pos.epoch, self.pos.step)
             if world_line:

@@ -160,8 +160,19 @@ def _ranks(n: int) -> str:
     return f"{n} rank" if n == 1 else f"{n} ranks"
 
 
-def describe_change(old_world: int, new_world: int, epoch: int, step: int) -> str:
-    """The one line a resume with another world size prints (before the plan is known)."""
+def describe_change(old_world: int, new_world: int, epoch: int, step: int,
+                    global_plan: bool = False) -> str:
+    """The one line a resume with another world size prints (before the plan is known).
+
+    Under ``train.batch_plan=global`` nothing is re-planned: every batch is fixed by the
+    seed whatever the world size, so the rest of the epoch is its own batches, each node on
+    the rank that holds it now (review of issue 15: the rank plan's line misled)."""
+    if global_plan:
+        where = f"at the start of epoch {epoch}" if step == 0 else \
+            f"in the middle of epoch {epoch} (after its step {step - 1})"
+        return (f"resumed with {_ranks(new_world)} instead of {old_world} {where}: the global "
+                "batch plan does not depend on the world size, so the remaining batches are the "
+                "ones an uninterrupted run trains, each node on the rank that now holds it")
     if step == 0:
         return (f"resumed with {_ranks(new_world)} instead of {old_world} at the start of epoch {epoch}: "
                 f"its batches are planned for {_ranks(new_world)}")
