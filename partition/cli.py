@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="most memory the CSR build may hold, e.g. 8G or 500M (powers of 1024); "
                          "above it the CSR is built out of core, sorted runs spilled beside --out "
                          "(same CSR). Default auto: half the memory available at start")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="read only sizes and headers, print the expected peak memory and disk per "
+                         "stage and the options that lower them, write nothing, exit 0")
+    ap.add_argument("--ignore-memory-estimate", action="store_true",
+                    help="run even when the estimated peak memory or disk exceeds what is free")
     ap.add_argument("--force", action="store_true", help="replace an existing dataset at --out")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress bars (the summary table is still printed)")
@@ -85,7 +90,7 @@ def _validate(args: argparse.Namespace) -> None:
         if args.out is not None:
             raise InputError("--verify and --out cannot be used together")
         return
-    if args.out is None:
+    if args.out is None and not args.dry_run:
         raise InputError("--out: required (the dataset directory to create)")
     if args.num_parts < 1:
         raise InputError(f"--num-parts: {args.num_parts} is not >= 1")
@@ -134,11 +139,76 @@ def _memory_budget(text: str) -> int:
     return parse_size(text, "--memory-budget")
 
 
+def _run_shape(args: argparse.Namespace):
+    """(RunShape, notes) of this run, from the input's sizes and headers only."""
+    from partition.estimate import RunShape
+    from partition.estimate_input import input_sizes
+    from partition.graph.csr_external import min_budget
+
+    sizes = input_sizes(args.input, args.root)
+    budget = args.memory_budget_bytes
+    if args.memory_budget.strip().lower() == "auto":
+        budget = max(budget, min_budget(sizes.num_nodes))
+    shape = RunShape(
+        num_nodes=sizes.num_nodes, num_edges=sizes.num_edges, num_features=sizes.num_features,
+        feature_dtype=args.feature_dtype, num_parts=args.num_parts, halo_hops=args.halo_hops,
+        cache_budget=args.cache_budget, method=args.method, memory_budget=budget,
+        metis_max_nodes=None if args.metis_max_nodes is None else int(args.metis_max_nodes),
+        metis_max_edges=None if args.metis_max_edges is None else int(args.metis_max_edges),
+        features_in_memory=sizes.features_in_memory)
+    return shape, sizes.notes
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from partition.estimate import estimate_run, format_estimate
+
+    shape, notes = _run_shape(args)
+    print(format_estimate(estimate_run(shape), shape, notes))
+    return 0
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder at or above ``path``'s parent that exists (where scratch and --out go)."""
+    p = path.absolute().parent
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_estimate(args: argparse.Namespace, out: Path) -> None:
+    """Refuse up front (InputError) when the estimate exceeds free memory or free disk."""
+    import shutil
+
+    import psutil
+
+    from partition.estimate import estimate_run, gib, lowering_flags
+
+    if args.input.partition(":")[0] in ("pt", "planetoid"):
+        return  # small by nature, and their sizes need a full load: not worth reading twice
+    try:
+        shape, _ = _run_shape(args)
+    except InputError:
+        return  # the reader reports what is wrong with the input, in its own words
+    est = estimate_run(shape)
+    lower = lowering_flags(shape)
+    available = psutil.virtual_memory().available
+    if est.peak_rss_bytes > available:
+        raise InputError(f"estimated peak {gib(est.peak_rss_bytes)} GiB exceeds the {gib(available)} "
+                         f"GiB available; lower it with {lower} or pass --ignore-memory-estimate")
+    parent = _existing_parent(out)
+    free = shutil.disk_usage(parent).free
+    if est.disk_bytes > free:
+        raise InputError(f"estimated disk {gib(est.disk_bytes)} GiB exceeds the {gib(free)} GiB free "
+                         f"at {parent}; lower it with {lower} or pass --ignore-memory-estimate")
+
+
 def _partition(args: argparse.Namespace) -> int:
     from partition.readers.features import FeatureOptions
     from partition.store.atomic_dir import check_out_dir, scratch_dir
 
     out = Path(args.out)
+    if not args.ignore_memory_estimate:
+        check_estimate(args, out)
     check_out_dir(out, args.force)
     with scratch_dir(out) as scratch:
         return _run(args, out, FeatureOptions(args.feature_dtype, args.normalize_features, scratch))
@@ -231,7 +301,9 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
         _validate(args)
-        return _verify(args) if args.verify is not None else _partition(args)
+        if args.verify is not None:
+            return _verify(args)
+        return _dry_run(args) if args.dry_run else _partition(args)
     except InputError as err:
         print_error_line(f"{PROG}: error: {err}")
         return err.exit_code

@@ -155,6 +155,18 @@ def _busy_run(root: Path) -> tuple[Path, subprocess.Popen]:
     return run_dir, proc
 
 
+def _truncated_x_npy(out: Path) -> Path:
+    """An npy source whose x.npy header says 10^6 x 10^6 float32 (4 TB) but holds no data."""
+    import numpy as np
+    import numpy.lib.format as npy_format
+
+    _npy_source(out)
+    with open(out / "x.npy", "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                               "shape": (10**6, 10**6)})
+    return out
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Iterator[dict[str, Path | None]]:
     import numpy as np
@@ -179,6 +191,7 @@ def inputs(tmp_path_factory) -> Iterator[dict[str, Path | None]]:
         "BAD_MASK_NPY": _npy_source(root / "bad-mask-npy", train_idx=None,
                                     train_mask=np.array([1, 1, 2, 0, 0, 0])),
         "HUGE_FEATURE_NPY": _huge_feature_npy(root / "huge-feature-npy"),
+        "TRUNCATED_X_NPY": _truncated_x_npy(root / "truncated-x-npy"),
         "EMPTY_TRAIN_DATASET": _empty_train_dataset(root / "empty-train-dataset"),
         "BAD_KEY_YAML": _write(root / "bad-key.yaml", "optim:\n  lrr: 0.1\n"),
         "BAD_SYNTAX_YAML": _write(root / "bad-syntax.yaml", "optim: [lr: 0.1\n"),

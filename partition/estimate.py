@@ -1,0 +1,260 @@
+"""Memory and disk estimate of a ``giantgcn-partition`` run, before it starts (issue 12).
+
+Pure functions of the graph's sizes and the run's options; :mod:`partition.estimate_input`
+finds the sizes from headers only (``--dry-run``). All quantities are bytes.
+
+Per-stage peak RSS (N nodes, E raw input edges as the source lists them, F features,
+``s`` the stored feature itemsize, nnz = 2E the CSR entries, ``i`` = 4 when N < 2^31):
+
+* ``read``  = BASE + held + NODE_BYTES_PER_NODE·N + reader chunk
+* ``csr``   = BASE + held + NODE_BYTES_PER_NODE·N + reader chunk
+  + :func:`partition.graph.csr.csr_stage_bytes` (N, E, ``--memory-budget``)
+* ``partition`` = BASE + held + NODE_BYTES_PER_NODE·N + CSR (8(N+1) + i·nnz) + partitioner:
+  METIS :func:`partition.graph.coarsen.metis_bytes` on every node, or, when
+  :func:`partition.graph.coarsen.contraction_target` contracts, the contraction's
+  CONTRACT_BYTES_PER_EDGE·E plus METIS on the target (edges scaled by target/N);
+  ``--metis-max-edges M``: METIS on N nodes and min(E, M) edges; KaMinPar
+  KAMINPAR_BYTES_PER_NODE·N + KAMINPAR_BYTES_PER_EDGE·E; random 0.
+* ``write`` = BASE + held + NODE_BYTES_PER_NODE·N + CSR + WRITE_BYTES_PER_EDGE·E
+  (halo sets and the largest part's arrays)
+
+``held`` is the feature matrix resident in RAM: an in-memory source (synthetic, pt,
+planetoid) holds its float32 matrix, N·F·4, plus the stored copy when it differs and
+is at most ``IN_MEMORY_BYTES``; a file source (npy, ogb) only the stored copy at most
+``IN_MEMORY_BYTES`` (bigger ones go to a scratch file, page cache not RSS).
+
+Disk: scratch = :func:`partition.graph.csr.csr_scratch_bytes` + the stored features
+when they go to a scratch file + KaMinPar's input file (24 + 8(N+1) + i·nnz); output
+= replication · N·(F·s + 24) + replication · nnz·8, replication = 1 + halo share
+(:func:`replication`: a documented *upper/typical* factor, not a measure of this graph).
+
+Constants measured on this 2-core / 24 GB machine on 2026-12-01 with
+``PYTHONPATH=. .venv/bin/python benchmarks/estimate_check.py`` (whole-run
+``/usr/bin/time -v`` Maximum resident set size against the estimate; table in
+benchmarks/README.md). BASE: ``python -c "import partition.cli, numba, pymetis, ..."``
+resident size, 98 MiB, plus numba's compiled kernels at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from partition.graph.coarsen import contraction_target, metis_bytes
+from partition.graph.csr import csr_scratch_bytes, csr_stage_bytes
+from partition.graph.csr_external import index_dtype
+
+BASE_RSS_BYTES = 165 << 20
+"""Interpreter, numpy, numba (and its compiled kernels), pymetis, tqdm: resident before any data."""
+NODE_BYTES_PER_NODE = 46
+"""Labels (int64), splits, train mask, degree and part arrays held through the run."""
+READER_CHUNK_BYTES = 100 << 20
+"""Most bytes of one chunk of edges being parsed or generated, with its temporaries."""
+READER_BYTES_PER_EDGE = 90
+"""A chunk's bytes per raw edge (a graph smaller than one chunk)."""
+PARTITION_FIXED_BYTES = 64 << 20
+"""The partition stage's kernels and balance statistics, whatever the method."""
+CONTRACT_BYTES_PER_EDGE = 0
+"""Label propagation and the cluster graph, per raw input edge, beyond METIS on the target
+(within the measurement's noise at 9·10^6 edges)."""
+KAMINPAR_BYTES_PER_NODE = 64
+KAMINPAR_BYTES_PER_EDGE = 24
+"""KaMinPar (PyPI 3.7.3) resident per node and per undirected edge."""
+WRITE_FIXED_BYTES = 94 << 20
+WRITE_BYTES_PER_EDGE = 9
+"""The write stage's halo sets and per-part arrays: fixed, and per raw input edge."""
+IN_MEMORY_FEATURE_BYTES = 1 << 26
+"""Stored features up to this size stay in RAM (partition.readers.features.IN_MEMORY_BYTES)."""
+HALO_SHARE = {0: 0.0, 1: 1.5, 2: 3.0}
+"""Halo rows per inner row, by --halo-hops: upper/typical (benchmarks: 1-hop halo 1.3x inner
+rows at 4 parts on synthetic, 0.6-3.4x at 2-64 parts on OGB-shaped graphs)."""
+
+STAGES = ("read", "csr", "partition", "write")
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    """One stage: its peak resident memory and the disk it adds (bytes)."""
+
+    name: str
+    peak_rss_bytes: int
+    scratch_bytes: int
+    output_bytes: int
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """All stages; the run's peak is the largest stage peak, its disk the sums."""
+
+    stages: tuple[StageEstimate, ...]
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return max(s.peak_rss_bytes for s in self.stages)
+
+    @property
+    def scratch_bytes(self) -> int:
+        return sum(s.scratch_bytes for s in self.stages)
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(s.output_bytes for s in self.stages)
+
+    @property
+    def disk_bytes(self) -> int:
+        """Free disk the run needs at --out's parent (scratch lives beside --out)."""
+        return self.scratch_bytes + self.output_bytes
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What the estimate depends on. ``num_edges``: raw input edges (directed as listed,
+    duplicates included), an upper bound of the undirected edges. ``features_in_memory``:
+    the source holds its float32 matrix in RAM (synthetic, pt, planetoid)."""
+
+    num_nodes: int
+    num_edges: int
+    num_features: int
+    feature_dtype: str = "float32"
+    num_parts: int = 4
+    halo_hops: int = 1
+    cache_budget: float = 0.0
+    method: str = "metis"
+    memory_budget: int | None = None
+    metis_max_nodes: int | None = None
+    metis_max_edges: int | None = None
+    features_in_memory: bool = True
+
+
+def feature_itemsize(dtype: str) -> int:
+    """Bytes per stored feature value: 4 for float32, 2 for float16 / bfloat16."""
+    return 4 if dtype == "float32" else 2
+
+
+def source_feature_bytes(shape: RunShape) -> int:
+    """Feature bytes the reader holds in RAM: the float32 matrix of an in-memory source."""
+    return shape.num_nodes * shape.num_features * 4 if shape.features_in_memory else 0
+
+
+def held_feature_bytes(shape: RunShape) -> int:
+    """Feature bytes resident after the read stage (module docstring)."""
+    stored = shape.num_nodes * shape.num_features * feature_itemsize(shape.feature_dtype)
+    if shape.feature_dtype == "float32":
+        return source_feature_bytes(shape)  # used as is (a memmap stays one)
+    return stored if stored <= IN_MEMORY_FEATURE_BYTES else 0  # else a scratch file
+
+
+def csr_bytes(num_nodes: int, num_edges: int) -> int:
+    """The built CSR: int64 indptr [N+1] and column ids [2E] (int32 when N < 2^31)."""
+    return 8 * (num_nodes + 1) + 2 * num_edges * np.dtype(index_dtype(num_nodes)).itemsize
+
+
+def partitioner_bytes(shape: RunShape) -> int:
+    """The partitioner's own peak (bytes) on top of the CSR (module docstring)."""
+    n, e = shape.num_nodes, shape.num_edges
+    if shape.method == "random":
+        return 0
+    if shape.method == "kaminpar":
+        return KAMINPAR_BYTES_PER_NODE * n + KAMINPAR_BYTES_PER_EDGE * e
+    if shape.metis_max_edges is not None and shape.metis_max_edges < e:
+        return metis_bytes(n, shape.metis_max_edges) + 16 * shape.metis_max_edges
+    stored = n * shape.num_features * feature_itemsize(shape.feature_dtype)
+    target = contraction_target(n, e, stored, shape.metis_max_nodes)
+    if target is None:
+        return metis_bytes(n, e)
+    return CONTRACT_BYTES_PER_EDGE * e + metis_bytes(target, int(e * target / max(n, 1)))
+
+
+def replication(halo_hops: int, cache_budget: float, num_parts: int) -> float:
+    """Stored feature rows per node: 1 + halo share (upper/typical), at most ``num_parts``."""
+    if num_parts <= 1:
+        return 1.0
+    share = cache_budget if halo_hops == 0 else HALO_SHARE.get(halo_hops, 1.5 * halo_hops)
+    return min(float(num_parts), 1.0 + share)
+
+
+def output_bytes(shape: RunShape) -> int:
+    """The dataset directory's size (bytes): features, ids and labels, part CSRs, replicated."""
+    rep = replication(shape.halo_hops, shape.cache_budget, shape.num_parts)
+    row = shape.num_features * feature_itemsize(shape.feature_dtype) + 24
+    return int(rep * shape.num_nodes * row + rep * 2 * shape.num_edges * 8)
+
+
+def scratch_bytes(shape: RunShape) -> tuple[int, int]:
+    """(csr stage, partition stage) scratch disk beside --out (bytes)."""
+    n, e = shape.num_nodes, shape.num_edges
+    stored = n * shape.num_features * feature_itemsize(shape.feature_dtype)
+    feat = stored if stored > IN_MEMORY_FEATURE_BYTES and shape.feature_dtype != "float32" else 0
+    kaminpar = 24 + csr_bytes(n, e) if shape.method == "kaminpar" else 0
+    return csr_scratch_bytes(n, e, shape.memory_budget) + feat, kaminpar
+
+
+def estimate_run(shape: RunShape) -> RunEstimate:
+    """Per-stage peak RSS and disk of a run of ``shape`` (module docstring's formulas)."""
+    n, e = shape.num_nodes, shape.num_edges
+    base = BASE_RSS_BYTES + NODE_BYTES_PER_NODE * n
+    common = base + held_feature_bytes(shape)
+    chunk = min(READER_CHUNK_BYTES, READER_BYTES_PER_EDGE * e)
+    graph = csr_bytes(n, e)
+    csr_scratch, part_scratch = scratch_bytes(shape)
+    return RunEstimate((
+        StageEstimate("read", base + source_feature_bytes(shape) + chunk, 0, 0),
+        StageEstimate("csr", common + chunk + csr_stage_bytes(n, e, shape.memory_budget), csr_scratch, 0),
+        StageEstimate("partition", common + graph + PARTITION_FIXED_BYTES + partitioner_bytes(shape),
+                      part_scratch, 0),
+        StageEstimate("write", common + graph + WRITE_FIXED_BYTES + WRITE_BYTES_PER_EDGE * e, 0,
+                      output_bytes(shape)),
+    ))
+
+
+def lowering_options(shape: RunShape) -> list[str]:
+    """The options that would lower this run's peak or disk, one short phrase each."""
+    opts = []
+    if shape.feature_dtype == "float32":
+        opts.append("--feature-dtype float16 (half the feature bytes in RAM and on disk)")
+    opts.append("--memory-budget SIZE (CSR stage out of core, scratch disk instead of RAM)")
+    if shape.method == "metis":
+        opts.append("--method kaminpar, or METIS on a contraction/sample: --metis-max-nodes N, "
+                    "--metis-max-edges E")
+    if shape.halo_hops > 1:
+        opts.append(f"fewer --halo-hops (now {shape.halo_hops}; less output disk)")
+    if shape.halo_hops > 0:
+        opts.append("--halo-hops 0 --cache-budget F (store only the most-reached boundary rows)")
+    return opts
+
+
+def lowering_flags(shape: RunShape) -> str:
+    """The flags of :func:`lowering_options`, comma-separated, for the one-line refusal."""
+    flags = ["--feature-dtype float16"] if shape.feature_dtype == "float32" else []
+    flags.append("--memory-budget")
+    if shape.method == "metis":
+        flags += ["--method kaminpar", "--metis-max-nodes", "--metis-max-edges"]
+    if shape.halo_hops > 1:
+        flags.append("fewer --halo-hops")
+    if shape.halo_hops > 0:
+        flags.append("--halo-hops 0 --cache-budget")
+    return ", ".join(flags)
+
+
+def gib(nbytes: int) -> str:
+    """``nbytes`` as GiB with two decimals (powers of 1024)."""
+    return f"{nbytes / 2**30:.2f}"
+
+
+def format_estimate(est: RunEstimate, shape: RunShape, notes: list[str]) -> str:
+    """The ``--dry-run`` report: one row per stage, the totals, notes, and the lowering options."""
+    lines = [f"estimate for {shape.num_nodes:,} nodes, {shape.num_edges:,} input edges, "
+             f"{shape.num_features} features x {shape.feature_dtype}, {shape.num_parts} parts, "
+             f"method {shape.method}, halo {shape.halo_hops} hop(s)",
+             f"{'stage':<10} {'peak RSS GiB':>13} {'scratch GiB':>12} {'output GiB':>11}"]
+    for s in est.stages:
+        lines.append(f"{s.name:<10} {gib(s.peak_rss_bytes):>13} {gib(s.scratch_bytes):>12} "
+                     f"{gib(s.output_bytes):>11}")
+    lines.append(f"{'total':<10} {gib(est.peak_rss_bytes):>13} {gib(est.scratch_bytes):>12} "
+                 f"{gib(est.output_bytes):>11}   (peak = largest stage; disk {gib(est.disk_bytes)} GiB)")
+    lines += [f"note: {n}" for n in notes]
+    lines.append("output size is an upper/typical estimate (halo replication "
+                 f"{replication(shape.halo_hops, shape.cache_budget, shape.num_parts):.1f}x rows)")
+    lines.append("lower it with: " + "; ".join(lowering_options(shape)))
+    return "\n".join(lines)

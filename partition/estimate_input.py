@@ -1,0 +1,120 @@
+"""Sizes of an ``--input`` for the estimate, from headers only (``--dry-run``, issue 12).
+
+No feature or edge data is read: ``.npy`` headers (:func:`read_npy_header`), ``.npz``
+member headers (:class:`NpzMember`), the synthetic spec's numbers. ``pt:`` and
+``planetoid:`` are small and loaded. OGB's csv layout has no header to read: its edge
+count is estimated from ``raw/edge.csv.gz`` (gzip's stored uncompressed size over the
+mean line length of its first block) and said to be an estimate.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from partition.errors import InputError
+
+CSV_SAMPLE_BYTES = 1 << 16
+"""Decompressed bytes of edge.csv.gz / node-feat.csv.gz read to measure a line."""
+
+
+@dataclass(frozen=True)
+class InputSizes:
+    """Nodes, raw input edges (directed as listed), features; ``features_in_memory``: the
+    reader holds the float32 matrix in RAM; ``notes``: lines for the user (estimates)."""
+
+    num_nodes: int
+    num_edges: int
+    num_features: int
+    features_in_memory: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def input_sizes(spec: str, root: str | None = None) -> InputSizes:
+    """Sizes of what ``--input spec`` names; InputError (one line) for what cannot be read."""
+    kind, _, rest = spec.partition(":")
+    if kind == "synthetic":
+        from partition.readers.synthetic import parse_synthetic_spec
+
+        s = parse_synthetic_spec(rest)
+        return InputSizes(s.nodes, int(s.nodes * s.degree / 2), s.features, True)
+    if kind == "npy":
+        return _npy_sizes(Path(rest))
+    if kind == "ogb":
+        d = Path(rest if Path(rest).is_dir() or "#" not in rest else rest.rsplit("#", 1)[0])
+        if not d.is_dir():
+            raise InputError(f"--input {spec!r}: {d} is not a directory")
+        if (d / "raw" / "data.npz").is_file():
+            return _npz_sizes(d / "raw" / "data.npz")
+        return _csv_sizes(d / "raw")
+    from partition.readers.sources import read_source  # pt, planetoid: small, load them
+
+    g = read_source(spec, root)
+    return InputSizes(g.num_nodes, sum(int(s.shape[0]) for s, _ in g.edge_chunks()),
+                      int(g.x.shape[1]), True)
+
+
+def _header(path: Path) -> tuple[int, ...]:
+    from partition.store.npy_stream import read_npy_header
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        return read_npy_header(path)[0]
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: cannot read as .npy ({err})") from None
+
+
+def _npy_sizes(d: Path) -> InputSizes:
+    x, ei = _header(d / "x.npy"), _header(d / "edge_index.npy")
+    if len(x) != 2 or len(ei) != 2 or ei[0] != 2:
+        raise InputError(f"{d}: expected x.npy (N, F) and edge_index.npy (2, E), got {x} and {ei}")
+    return InputSizes(x[0], ei[1], x[1], False)
+
+
+def _npz_sizes(data: Path) -> InputSizes:
+    from partition.readers.npz_stream import NpzMember
+
+    x, ei = NpzMember(data, "node_feat").shape, NpzMember(data, "edge_index").shape
+    if len(x) != 2 or len(ei) != 2:
+        raise InputError(f"{data}: expected node_feat (N, F) and edge_index (2, E), got {x} and {ei}")
+    return InputSizes(x[0], ei[1], x[1], False)
+
+
+def _first_lines(path: Path) -> bytes:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read(CSV_SAMPLE_BYTES)
+    except (OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read as gzip ({err})") from None
+
+
+def uncompressed_size(path: Path) -> int:
+    """gzip's stored size (ISIZE, modulo 2^32) raised by 2^32 until it is at least the file's."""
+    packed = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(-4, 2)
+        size = struct.unpack("<I", f.read(4))[0]
+    while size < packed:
+        size += 1 << 32
+    return size
+
+
+def _csv_sizes(raw: Path) -> InputSizes:
+    head = _first_lines(raw / "edge.csv.gz")
+    lines = head.count(b"\n")
+    edges = int(uncompressed_size(raw / "edge.csv.gz") / (len(head) / max(lines, 1))) if lines else 0
+    feat = _first_lines(raw / "node-feat.csv.gz").split(b"\n", 1)[0]
+    nodes_file = raw / "num-node-list.csv.gz"
+    if nodes_file.is_file():
+        nodes = int(_first_lines(nodes_file).split()[0])
+    else:
+        label = _first_lines(raw / "node-label.csv.gz")
+        nodes = int(uncompressed_size(raw / "node-label.csv.gz") / (len(label) / max(label.count(b"\n"), 1)))
+    return InputSizes(nodes, edges, feat.count(b",") + 1, True,
+                      [f"{raw / 'edge.csv.gz'}: edge count {edges:,} estimated from its size "
+                       "(csv has no header)"])

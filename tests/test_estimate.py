@@ -1,0 +1,136 @@
+"""``--dry-run`` and the memory/disk estimate (issue 12): partition/estimate.py, the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import numpy.lib.format as npy_format
+import pytest
+
+from partition import cli
+from partition.estimate import STAGES, RunShape, csr_bytes, estimate_run
+from partition.graph.csr import csr_stage_bytes
+
+SHAPE = RunShape(num_nodes=1_000_000, num_edges=9_000_000, num_features=64)
+
+
+def _npy_dir(d: Path, truncate_x: bool) -> Path:
+    """A 6-node npy source; with ``truncate_x`` x.npy has a (6, 3) header and no data."""
+    d.mkdir()
+    np.save(d / "edge_index.npy", np.array([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]]))
+    np.save(d / "y.npy", np.array([0, 1, 0, 1, 2, 2]))
+    for name, ids in (("train_idx", [0, 1, 2]), ("val_idx", [3]), ("test_idx", [4, 5])):
+        np.save(d / f"{name}.npy", np.array(ids))
+    if truncate_x:
+        with open(d / "x.npy", "wb") as f:
+            npy_format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                   "shape": (6, 3)})
+    else:
+        np.save(d / "x.npy", np.ones((6, 3), np.float32))
+    return d
+
+
+def test_estimate_grows_with_nodes_edges_features():
+    base = estimate_run(SHAPE).peak_rss_bytes
+    for bigger in (replace(SHAPE, num_nodes=2_000_000), replace(SHAPE, num_edges=18_000_000),
+                   replace(SHAPE, num_features=256)):
+        assert estimate_run(bigger).peak_rss_bytes > base
+    assert estimate_run(replace(SHAPE, num_features=256)).output_bytes > estimate_run(SHAPE).output_bytes
+
+
+def test_float16_and_budget_lower_it():
+    f32 = estimate_run(SHAPE)
+    f16 = estimate_run(replace(SHAPE, feature_dtype="float16"))
+    assert f16.peak_rss_bytes < f32.peak_rss_bytes
+    assert f16.output_bytes < f32.output_bytes
+    big = replace(SHAPE, num_edges=200_000_000, method="kaminpar")
+    budget = replace(big, memory_budget=256 << 20)
+    csr_of = lambda s: next(x for x in estimate_run(s).stages if x.name == "csr")  # noqa: E731
+    assert csr_of(budget).peak_rss_bytes < csr_of(big).peak_rss_bytes
+    assert csr_of(budget).scratch_bytes > 0 == csr_of(big).scratch_bytes
+
+
+def test_csr_stage_reuses_csr_module():
+    """The csr stage is exactly csr_stage_bytes on top of the read stage's baseline."""
+    est = {s.name: s for s in estimate_run(replace(SHAPE, feature_dtype="float16")).stages}
+    small = replace(SHAPE, num_edges=0, feature_dtype="float16")
+    delta = est["csr"].peak_rss_bytes - {s.name: s for s in estimate_run(small).stages}["csr"].peak_rss_bytes
+    chunk = min(100 << 20, 90 * SHAPE.num_edges)
+    assert delta == csr_stage_bytes(SHAPE.num_nodes, SHAPE.num_edges, None) \
+        - csr_stage_bytes(SHAPE.num_nodes, 0, None) + chunk
+    assert est["partition"].peak_rss_bytes > csr_bytes(SHAPE.num_nodes, SHAPE.num_edges)
+
+
+def test_kaminpar_below_metis_on_big_graph():
+    big = replace(SHAPE, num_nodes=10_000_000, num_edges=100_000_000, metis_max_nodes=10**9)
+    part = lambda s: next(x for x in estimate_run(s).stages if x.name == "partition")  # noqa: E731
+    assert part(replace(big, method="kaminpar", metis_max_nodes=None)).peak_rss_bytes \
+        < part(big).peak_rss_bytes
+
+
+def test_halo_hops_raise_output():
+    outs = [estimate_run(replace(SHAPE, halo_hops=h)).output_bytes for h in (0, 1, 2)]
+    assert outs[0] < outs[1] < outs[2]
+
+
+def test_dry_run_names_every_stage_writes_nothing_reads_no_features(tmp_path, capsys):
+    src = _npy_dir(tmp_path / "src", truncate_x=True)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    out = tmp_path / "out"
+    assert cli.main(["--input", f"npy:{src}", "--dry-run", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split()[0] for line in text.splitlines() if line.split()}
+    assert set(STAGES) | {"total"} <= rows
+    assert "--feature-dtype float16" in text and "--memory-budget" in text
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_dry_run_synthetic_needs_no_out(capsys):
+    assert cli.main(["--input", "synthetic:nodes=1000000", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "1,000,000 nodes" in text and "9,000,000 input edges" in text
+
+
+def test_real_run_refused_when_estimate_exceeds_memory(tmp_path, capsys, monkeypatch):
+    import psutil
+
+    class _Mem:
+        available = 100 << 20  # below any run's baseline
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: _Mem())
+    src = _npy_dir(tmp_path / "src", truncate_x=False)
+    out = tmp_path / "out"
+    assert cli.main(["--input", f"npy:{src}", "--num-parts", "2", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("giantgcn-partition: error: estimated peak ")
+    assert "exceeds the 0.10 GiB available" in err[0] and err[0].endswith("--ignore-memory-estimate")
+    assert not out.exists()
+    monkeypatch.setattr(cli, "_memory_budget", lambda text: 1 << 30)  # auto reads psutil too
+    assert cli.main(["--input", f"npy:{src}", "--num-parts", "2", "--out", str(out), "--quiet",
+                     "--ignore-memory-estimate"]) == 0
+    assert (out / "manifest.json").is_file()
+
+
+def test_real_run_refused_when_estimate_exceeds_disk(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 40, 1 << 40, 10))
+    src = _npy_dir(tmp_path / "src", truncate_x=False)
+    out = tmp_path / "out"
+    assert cli.main(["--input", f"npy:{src}", "--num-parts", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("giantgcn-partition: error: estimated disk ") and " GiB free at " in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("spec", ["synthetic:nodes=0", "npy:/nonexistent-dir"])
+def test_dry_run_bad_input_one_line(spec, capsys):
+    assert cli.main(["--input", spec, "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("giantgcn-partition: error: ")
