@@ -6,22 +6,23 @@ finds the sizes from headers only (``--dry-run``). All quantities are bytes.
 Per-stage peak RSS (N nodes, E raw input edges as the source lists them, F features,
 ``s`` the stored feature itemsize, nnz = 2E the CSR entries, ``i`` = 4 when N < 2^31):
 
-* ``read``  = BASE + held + NODE_BYTES_PER_NODE·N + reader chunk
-* ``csr``   = BASE + held + NODE_BYTES_PER_NODE·N + reader chunk
+* ``read``  = BASE + NODE_BYTES_PER_NODE·N + source features + chunk
+* ``csr``   = BASE + NODE_BYTES_PER_NODE·N + held + chunk
   + :func:`partition.graph.csr.csr_stage_bytes` (N, E, ``--memory-budget``)
-* ``partition`` = BASE + held + NODE_BYTES_PER_NODE·N + CSR (8(N+1) + i·nnz) + partitioner:
-  METIS :func:`partition.graph.coarsen.metis_bytes` on every node, or, when
-  :func:`partition.graph.coarsen.contraction_target` contracts, the contraction's
+* ``partition`` = BASE + NODE_BYTES_PER_NODE·N + held + CSR (8(N+1) + i·nnz)
+  + PARTITION_FIXED + partitioner: METIS :func:`partition.graph.coarsen.metis_bytes` on
+  every node, or, when :func:`partition.graph.coarsen.contraction_target` contracts,
   CONTRACT_BYTES_PER_EDGE·E plus METIS on the target (edges scaled by target/N);
-  ``--metis-max-edges M``: METIS on N nodes and min(E, M) edges; KaMinPar
-  KAMINPAR_BYTES_PER_NODE·N + KAMINPAR_BYTES_PER_EDGE·E; random 0.
-* ``write`` = BASE + held + NODE_BYTES_PER_NODE·N + CSR + WRITE_BYTES_PER_EDGE·E
-  (halo sets and the largest part's arrays)
+  ``--metis-max-edges M``: METIS on N nodes and M edges plus 16·M for the sample;
+  KaMinPar KAMINPAR_BYTES_PER_NODE·N + KAMINPAR_BYTES_PER_EDGE·E; random 0.
+* ``write`` = BASE + NODE_BYTES_PER_NODE·N + held + CSR + WRITE_FIXED
+  + WRITE_BYTES_PER_EDGE·E (halo sets and the largest part's arrays)
 
-``held`` is the feature matrix resident in RAM: an in-memory source (synthetic, pt,
-planetoid) holds its float32 matrix, N·F·4, plus the stored copy when it differs and
-is at most ``IN_MEMORY_BYTES``; a file source (npy, ogb) only the stored copy at most
-``IN_MEMORY_BYTES`` (bigger ones go to a scratch file, page cache not RSS).
+``chunk`` = min(READER_CHUNK_BYTES, READER_BYTES_PER_EDGE·E). ``source features``: an
+in-memory source (synthetic, pt, planetoid, OGB csv) holds its float32 matrix, N·F·4; a
+file source (npy, OGB npz) none (memory-mapped or streamed). ``held`` (after the read):
+float32 is used as is, so the source's bytes; another dtype the stored copy when it is at
+most IN_MEMORY_FEATURE_BYTES, else 0 (a scratch file: page cache, not RSS, measured).
 
 Disk: scratch = :func:`partition.graph.csr.csr_scratch_bytes` + the stored features
 when they go to a scratch file + KaMinPar's input file (24 + 8(N+1) + i·nnz); output
@@ -29,10 +30,15 @@ when they go to a scratch file + KaMinPar's input file (24 + 8(N+1) + i·nnz); o
 (:func:`replication`: a documented *upper/typical* factor, not a measure of this graph).
 
 Constants measured on this 2-core / 24 GB machine on 2026-12-01 with
-``PYTHONPATH=. .venv/bin/python benchmarks/estimate_check.py`` (whole-run
-``/usr/bin/time -v`` Maximum resident set size against the estimate; table in
-benchmarks/README.md). BASE: ``python -c "import partition.cli, numba, pymetis, ..."``
-resident size, 98 MiB, plus numba's compiled kernels at run time.
+``PYTHONPATH=. .venv/bin/python benchmarks/estimate_check.py /tmp/work --papers /tmp/papers``
+(whole-run ``/usr/bin/time -v`` Maximum resident set size against the estimate; table in
+benchmarks/README.md) and the CLI's per-stage peaks of ``giantgcn-partition --input
+synthetic:nodes=100000`` and ``synthetic:nodes=1000000`` (metis, kaminpar, float16):
+BASE from the read stage less the features and per-node arrays (165 MiB; the imports
+alone, ``python -c "import partition.cli, numba, pymetis, ..."``, are 98 MiB), chunk from
+the csr stage less csr_stage_bytes, PARTITION_FIXED and the write constants from the two
+sizes' stage differences, KaMinPar from its partition stage at 10^6 nodes. Not measured
+at 10^8 edges.
 """
 
 from __future__ import annotations
