@@ -134,3 +134,24 @@ def test_dry_run_bad_input_one_line(spec, capsys):
     assert cli.main(["--input", spec, "--dry-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("giantgcn-partition: error: ")
+
+
+def test_ogb_csv_edges_estimated_from_gzip_size(tmp_path):
+    import gzip
+
+    from partition.estimate_input import input_sizes
+
+    raw = tmp_path / "ogb" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    with gzip.open(raw / "edge.csv.gz", "wt") as f:
+        f.writelines(f"{a},{b}\n" for a, b in rng.integers(0, 5000, (20000, 2)))
+    with gzip.open(raw / "node-feat.csv.gz", "wt") as f:
+        f.writelines("0.5,0.25,1\n" for _ in range(5000))
+    with gzip.open(raw / "node-label.csv.gz", "wt") as f:
+        f.writelines("1\n" for _ in range(5000))
+    sizes = input_sizes(f"ogb:{tmp_path / 'ogb'}")
+    assert sizes.num_features == 3
+    assert abs(sizes.num_nodes - 5000) <= 50
+    assert abs(sizes.num_edges - 20000) <= 200
+    assert "estimated" in sizes.notes[0]
