@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--only", help="run only the rows containing this text")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"| options | estimate MiB | measured MiB | estimate / measured |\n|---|---:|---:|---:|")
+    print("| options | estimate MiB | measured MiB | estimate / measured |\n|---|---:|---:|---:|")
     for config in CONFIGS:
         if ("PAPERS" in config and args.papers is None) or (args.only and args.only not in config):
             continue
