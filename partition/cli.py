@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import threading
@@ -303,7 +304,14 @@ def _main(argv: list[str] | None) -> int:
         _validate(args)
         if args.verify is not None:
             return _verify(args)
-        return _dry_run(args) if args.dry_run else _partition(args)
+        status = _dry_run(args) if args.dry_run else _partition(args)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handler below
+        return status
+    except BrokenPipeError:
+        # the reader of stdout left (`--dry-run | head`): as cat does, stop without a word;
+        # stdout goes to /dev/null so the interpreter's own flush at exit cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except InputError as err:
         print_error_line(f"{PROG}: error: {err}")
         return err.exit_code

@@ -155,3 +155,16 @@ def test_ogb_csv_edges_estimated_from_gzip_size(tmp_path):
     assert abs(sizes.num_nodes - 5000) <= 50
     assert abs(sizes.num_edges - 20000) <= 200
     assert "estimated" in sizes.notes[0]
+
+
+def test_dry_run_into_a_closed_pipe_ends_without_a_traceback():
+    """``giantgcn-partition --dry-run | head -1``: the reader leaves early; no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "partition", "--input", "synthetic:nodes=1000",
+                             "--num-parts", "2", "--dry-run"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child writes: its first flush meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
