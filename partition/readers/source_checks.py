@@ -67,13 +67,15 @@ def checked_edge_chunks(edge_chunks: EdgeChunks, num_nodes: int, where: str) -> 
 def label_block(y: np.ndarray, lo: int, where: str) -> np.ndarray:
     """One block of source labels -> int64 with :data:`UNLABELLED` for NaN or negative."""
     if np.issubdtype(y.dtype, np.floating):
-        nan = np.isnan(y)
-        bad = ~nan & (~np.isfinite(y) | (np.floor(y) != y))
+        # NaN and any negative (-inf too) mean unlabelled; a label must be an integer that
+        # int64 holds (1e20 was cast to INT64_MIN with a numpy warning: silently unlabelled)
+        none = np.isnan(y) | (y < 0)
+        bad = ~none & (~np.isfinite(y) | (np.floor(y) != y) | (y >= 2.0 ** 62))
         if bad.any():
             first = int(np.argmax(bad))
             raise InputError(f"{where}: {int(bad.sum())} labels are not integers or NaN "
-                             f"(unlabelled), e.g. {y[first]} at node {lo + first}")
-        out = np.where(nan, UNLABELLED, y).astype(np.int64)
+                             f"(unlabelled; class ids are below 2^62), e.g. {y[first]} at node {lo + first}")
+        out = np.where(none, UNLABELLED, y).astype(np.int64)
     elif np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
         out = np.array(y, dtype=np.int64)  # a copy: the source may be read-only
     else:

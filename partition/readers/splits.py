@@ -156,6 +156,26 @@ def check_split_labels(y: np.ndarray, splits: Sequence[np.ndarray], names: Seque
         raise InputError(f"{where}: label {top} at node {int(np.argmax(y))} is not a class id: "
                          f"labels are 0..C-1 with C at most the {y.shape[0]} nodes (an output "
                          f"layer of {top + 1} classes); mark unlabelled nodes with NaN or -1")
+    _check_no_sentinel_class(y, top, where)
     if splits[0].size == 0:
         raise InputError(f"{where}: the train split is empty; giantgcn-train needs labelled "
                          "training nodes")
+
+
+def _check_no_sentinel_class(y: np.ndarray, top: int, where: str) -> None:
+    """Refuse a top label that sits far above every other class id: a sentinel for "no
+    label" (999, or 255 in uint8), not a class (issue 10 review: 999 made 1000 classes).
+
+    The sign: the ids just below the top class are unused for at least half of 0..top and
+    at least 16 ids. Real label sets leave no such gap under their largest class.
+    """
+    if top < 16:
+        return
+    used = np.flatnonzero(np.bincount(y[y >= 0], minlength=top + 1))
+    below = int(used[-2]) if used.shape[0] > 1 else -1
+    gap = top - below - 1
+    if gap >= max(16, (top + 1) // 2):
+        count = int(np.count_nonzero(y == top))
+        raise InputError(f"{where}: label {top} ({count} node(s), e.g. node {int(np.argmax(y == top))}) "
+                         f"is not a class id: no node has a label in {below + 1}..{top - 1}; a "
+                         "sentinel for 'no label'? Mark unlabelled nodes with NaN or -1")
