@@ -56,3 +56,27 @@ def test_any_negative_float_label_means_unlabelled(value, recwarn):
     out = check_labels(y, N, "y.npy", "x.npy")
     assert out[7] == -1 and (out[:7] == 0).all()
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("make", [lambda t: t.to_sparse(sparse_dim=1), lambda t: t.to_sparse_bsr((2, 2))],
+                         ids=["hybrid-coo", "bsr"])
+def test_sparse_x_of_another_layout_is_one_line(make):
+    import torch
+
+    from partition.readers.pyg_reader import sparse_features
+
+    with pytest.raises(InputError, match=r"x: a torch sparse tensor of layout .* is not read"):
+        sparse_features(make(torch.rand(6, 4)), "f.pt: x")
+
+
+def test_an_npy_file_of_no_known_name_is_said_not_dropped(tmp_path):
+    """training_mask.npy is not train_mask.npy: a warning names it (a random split follows)."""
+    from partition.readers.sources import read_source
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "edge_index.npy", rng.integers(0, 50, (2, 200)))
+    np.save(tmp_path / "x.npy", rng.random((50, 4)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 50))
+    np.save(tmp_path / "training_mask.npy", np.ones(50, dtype=bool))
+    g = read_source(f"npy:{tmp_path}", None, None)
+    assert any("training_mask.npy ignored: not a name giantgcn reads" in w for w in g.warnings)

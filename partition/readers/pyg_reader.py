@@ -66,6 +66,13 @@ def sparse_features(value: Any, where: str) -> FeatureSource:
     t = value.detach().cpu()
     if t.dim() != 2:
         raise InputError(f"{where}: expected a 2-D (nodes, features) tensor, got shape {tuple(t.shape)}")
+    hybrid = t.layout == torch.sparse_coo and t.sparse_dim() != 2
+    if t.layout not in (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc) or hybrid:
+        # BSR/BSC blocks, or a hybrid COO (dense rows behind sparse_dim=1): torch cannot
+        # turn them into CSR; one line instead of its RuntimeError (issue 10 review)
+        what = f"COO with sparse_dim={t.sparse_dim()}" if hybrid else str(t.layout).replace("torch.", "")
+        raise InputError(f"{where}: a torch sparse tensor of layout {what} is not read; save x "
+                         "dense, or as COO (sparse_dim=2), CSR or CSC")
     with quiet_torch_sparse():
         csr = (t.coalesce() if t.layout == torch.sparse_coo else t).to_sparse_csr()
     values = csr.values()

@@ -128,6 +128,12 @@ def _read_npy(spec: str, rest: str, root: str | None, opts: FeatureOptions) -> S
     where = {"edge_index": str(d / "edge_index.npy"), "y": str(d / "y.npy"), "source": str(d)}
     ignored = [str(d / f) for f in IGNORED_NPY if (d / f).exists()]
     warnings = [f"{', '.join(ignored)} ignored: the GCN here is unweighted"] if ignored else []
+    known = {"edge_index.npy", "x.npy", "y.npy", *IGNORED_NPY,
+             *(f"{k}.npy" for name in SPLIT_NAMES for k in SPLIT_KEYS[name])}
+    unknown = sorted(f.name for f in d.glob("*.npy") if f.name not in known)
+    if unknown:  # e.g. training_mask.npy: never silently replaced by a random split
+        warnings.append(f"{', '.join(str(d / f) for f in unknown)} ignored: not a name giantgcn "
+                        f"reads (splits are {', '.join(sorted(k for n in SPLIT_NAMES for k in SPLIT_KEYS[n]))}.npy)")
     features = array_features(load_npy(d / "x.npy"), str(d / "x.npy"))
     return assemble(spec, load_npy(d / "edge_index.npy"), features, load_npy(d / "y.npy"),
                     splits, where, opts, warnings=warnings)
