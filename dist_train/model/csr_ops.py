@@ -124,13 +124,22 @@ def _relu_dropout_backward(out, grad, grad_in, scale):
         grad_in[i] = grad[i] * scale if out[i] > 0 else 0.0
 
 
+
+def _relu_dropout_grad(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """Backward of both fused ReLU + dropouts: ``out > 0`` exactly where the input was
+    positive and the element kept, so the saved output is the mask (none stored)."""
+    (out,) = ctx.saved_tensors
+    grad_in = torch.empty_like(out)
+    _relu_dropout_backward(out.numpy().reshape(-1), _np(grad).reshape(-1),
+                           grad_in.numpy().reshape(-1), ctx.scale)
+    return grad_in
+
 class _ReluDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, p, seed):  # type: ignore[no-untyped-def]
         scale = 1.0 / (1.0 - p)
         out = torch.empty_like(x)
-        keep_below = np.uint64(round((1.0 - p) * (1 << 24)))  # 24 random bits per element
-        _relu_dropout(_np(x).reshape(-1), out.numpy().reshape(-1), keep_below,
+        _relu_dropout(_np(x).reshape(-1), out.numpy().reshape(-1), _keep_below(p),
                       float(scale), np.uint64(seed))
         ctx.save_for_backward(out)
         ctx.scale = scale
@@ -138,12 +147,7 @@ class _ReluDropout(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def]
-        # out > 0 exactly where the input was positive and the element kept: no mask stored
-        (out,) = ctx.saved_tensors
-        grad_in = torch.empty_like(out)
-        _relu_dropout_backward(out.numpy().reshape(-1), _np(grad).reshape(-1),
-                               grad_in.numpy().reshape(-1), ctx.scale)
-        return grad_in, None, None
+        return _relu_dropout_grad(ctx, grad), None, None
 
 
 @njit(cache=True, nogil=True)
@@ -222,12 +226,7 @@ class _ReluDropoutKeyed(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def]
-        # the same mask as forward: out > 0 exactly where the input was positive and kept
-        (out,) = ctx.saved_tensors
-        grad_in = torch.empty_like(out)
-        _relu_dropout_backward(out.numpy().reshape(-1), _np(grad).reshape(-1),
-                               grad_in.numpy().reshape(-1), ctx.scale)
-        return grad_in, None, None, None, None
+        return _relu_dropout_grad(ctx, grad), None, None, None, None
 
 
 def relu_dropout(x: torch.Tensor, p: float, training: bool, keys: torch.Tensor | None = None,
