@@ -69,6 +69,18 @@ def test_splits_labels_features(medium):
     assert spread[~np.eye(spec.classes, dtype=bool)].min() > 3  # features carry the class
 
 
+def test_test_fraction_leaves_the_rest_in_no_split():
+    """``test=`` bounds the test split; the other nodes are in none (papers100M-like)."""
+    g = make_synthetic(SyntheticSpec(nodes=10_000, train=0.05, val=0.01, test=0.02))
+    parts = [g.train_idx, g.val_idx, g.test_idx]
+    assert [len(p) for p in parts] == [500, 100, 200]
+    together = np.concatenate(parts)
+    assert np.unique(together).size == together.size  # disjoint
+    whole = make_synthetic(SyntheticSpec(nodes=10_000, train=0.05, val=0.01))
+    np.testing.assert_array_equal(whole.train_idx, g.train_idx)  # the same draw, cut shorter
+    assert np.isin(g.test_idx, whole.test_idx).all() and len(whole.test_idx) == 9_400
+
+
 def test_degree_homophily_and_heavy_tail(medium):
     spec, g, (indptr, indices) = medium
     deg = np.diff(indptr)
@@ -112,7 +124,7 @@ def test_parse_spec():
     ("colour=3", "colour"), ("nodes=abc", "nodes"), ("nodes=1.5", "nodes"), ("nodes=1", "nodes"),
     ("degree=0", "degree"), ("homophily=1.5", "homophily"), ("noise=-1", "noise"),
     ("classes=1", "classes"), ("train=0.9,val=0.1", "val"), ("seed", "seed"), ("degree=nan", "degree"),
-    ("seed=1,seed=2", "seed"),
+    ("seed=1,seed=2", "seed"), ("train=0.5,val=0.3,test=0.3", "test"), ("nodes=100,test=0.001", "test"),
 ])
 def test_bad_spec_names_input_and_key(text, key):
     with pytest.raises(InputError) as info:

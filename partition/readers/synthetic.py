@@ -61,7 +61,10 @@ class SyntheticSpec:
     seed: int = 0
     train: float = 0.6
     val: float = 0.2
-    """Split fractions; the test split gets the rest."""
+    test: float = -1.0
+    """Split fractions. ``test`` < 0 (the default) gives the test split every other node;
+    ``test`` >= 0 leaves the nodes of no split out of every split, as ogbn-papers100M
+    leaves 98.6% of its nodes (their labels are generated but never read)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -76,6 +79,10 @@ class SyntheticSpec:
             ("train", 0.0 < self.train < 1.0, "must be in (0, 1)"),
             ("val", 0.0 <= self.val < 1.0, "must be in [0, 1)"),
             ("val", self.train + self.val < 1.0, "train + val must be < 1 (test gets the rest)"),
+            ("test", self.test < 0 or self.train + self.val + self.test <= 1.0,
+             "train + val + test must be <= 1"),
+            ("test", self.test < 0 or self.test * self.nodes >= 0.5,
+             f"must leave at least one test node of {self.nodes} (or be omitted: the rest)"),
         ]
         for key, ok, why in checks:
             if not ok:
@@ -191,7 +198,8 @@ def _splits(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     perm = np.random.default_rng([spec.seed, _SPLIT]).permutation(spec.nodes).astype(np.int64)
     n_train = int(round(spec.train * spec.nodes))
     n_val = int(round(spec.val * spec.nodes))
-    cut = perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+    end = spec.nodes if spec.test < 0 else min(spec.nodes, n_train + n_val + int(round(spec.test * spec.nodes)))
+    cut = perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:end]
     return tuple(np.sort(part) for part in cut)  # type: ignore[return-value]
 
 
