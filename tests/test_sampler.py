@@ -149,6 +149,24 @@ def test_memmap_inputs_and_bad_seeds(graph, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(as_arrays(got), want, strict=True))
 
 
+@pytest.mark.parametrize("layout", ["union", "blocks"])
+def test_int32_mapped_indices_are_sampled_in_place(graph, tmp_path, layout):
+    """Stored int32 column ids are not copied to int64 (issue 15: per-rank memory), and
+    sample exactly as int64 ones do."""
+    indptr, indices = graph
+    np.save(tmp_path / "indices.npy", indices.astype(np.int32))
+    mm = np.load(tmp_path / "indices.npy", mmap_mode="r")
+    keys = np.arange(600, dtype=np.int64) * 7 + 3
+    sampler = NeighborSampler(indptr, mm, [4, 3], degree=np.diff(indptr), global_ids=keys, layout=layout)
+    assert np.shares_memory(sampler._indices, mm) and sampler._indices.dtype == np.int32
+    ref = NeighborSampler(indptr, indices, [4, 3], degree=np.diff(indptr), global_ids=keys, layout=layout)
+    for seed in (0, 9):
+        got, want = as_arrays(sampler.sample(np.array([5, 1, 77]), seed)), as_arrays(ref.sample(np.array([5, 1, 77]), seed))
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    small = NeighborSampler(indptr, indices.astype(np.int16), [2])  # other dtypes: widened
+    assert small._indices.dtype == np.int64
+
+
 def test_constructor_rejects_bad_arguments(graph):
     indptr, indices = graph
     with pytest.raises(ValueError, match="fanout"):

@@ -96,18 +96,23 @@ def _count_correct_exact(model: torch.nn.Module, shard: RankParts, chunk: int,
     return correct, int(not bool(np.isfinite(outs[-1]).all()))
 
 
-def distributed_eval(model: torch.nn.Module, sampler: NeighborSampler, graph: LocalGraph,
+def distributed_eval(model: torch.nn.Module, sampler: NeighborSampler | None, graph: LocalGraph,
              batch_size: int, seed: int, device: torch.device,
              exact: RankParts | None = None) -> EvalResult:
     """Score val and test on every rank, then one all-reduce of five numbers.
 
     ``model`` is the bare module, not its DDP wrapper: DDP's forward would add a
     collective per batch, and ranks have different numbers of eval batches. ``exact``:
-    the rank's stored parts, for exact full-neighbourhood logits across ranks.
+    the rank's stored parts, for exact full-neighbourhood logits across ranks; with it a
+    layer-wise model needs no ``sampler`` (None) and ``graph`` only counts val/test nodes.
+    ValueError: no ``sampler`` where one is needed.
     """
     model.eval()
+    layerwise = getattr(model, "layerwise_exact", False)
+    if sampler is None and not (exact is not None and layerwise):
+        raise ValueError("distributed_eval: a sampler is needed unless exact parts and a layer-wise model are given")
     # a user's model without ``layerwise_exact`` is scored on sampled batches (model/custom.py)
-    full = all(f == -1 for f in sampler.fanouts) and getattr(model, "layerwise_exact", False)
+    full = layerwise and (sampler is None or all(f == -1 for f in sampler.fanouts))
     if full and exact is not None:
         (cv, ct), nonfinite = _count_correct_exact(model, exact, batch_size, device)
     elif full:

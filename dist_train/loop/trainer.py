@@ -82,24 +82,24 @@ class Trainer:
             log.warning("train.batch_plan=global with model.norm=batch: BatchNorm's statistics are "
                         "over each rank's share of a batch, so training depends on the partition; "
                         "use model.norm=layer or none for partition-invariant training")
-        self.train_sampler = NeighborSampler(graph.indptr, graph.indices, list(s.fanouts),
-                                             degree=graph.degree, replace=s.replace,
-                                             global_ids=graph.global_ids, layout=layout)
-        eval_fanouts = list(s.eval_fanouts) if s.eval_fanouts is not None else [-1] * len(s.fanouts)
-        # exact mode (issue 15): training and evaluation batches sampled across parts; the
-        # local eval sampler below then only serves a local-mode graph's rows
-        self.exact = self.exact_eval = None
+        self.eval_fanouts = list(s.eval_fanouts) if s.eval_fanouts is not None else [-1] * len(s.fanouts)
+        # exact mode (issue 15): training and evaluation batches sampled across parts, so
+        # the local samplers are not built at all (each held an O(local graph) id map, and
+        # the local eval graph a copy of the CSR: rss_share.py)
+        self.exact = self.exact_eval = self.train_sampler = None
         if s.mode == "exact":
             self.exact = exact_batches(graph, rank, world_size, list(s.fanouts), s.replace, device,
                                        cfg.dist.timeout_s, layout)
-            self.exact_eval = ExactBatches(graph, rank, world_size, eval_fanouts, False, self.exact.exchange)
-        self.eval_graph = rows_only(graph)
-        self.eval_sampler = NeighborSampler(self.eval_graph.indptr, self.eval_graph.indices,
-                                            eval_fanouts, degree=self.eval_graph.degree,
-                                            replace=False, global_ids=self.eval_graph.global_ids)
+            self.exact_eval = ExactBatches(graph, rank, world_size, self.eval_fanouts, False,
+                                           self.exact.exchange)
+        else:
+            self.train_sampler = NeighborSampler(graph.indptr, graph.indices, list(s.fanouts),
+                                                 degree=graph.degree, replace=s.replace,
+                                                 global_ids=graph.global_ids, layout=layout)
+        self._local_eval: tuple[LocalGraph, NeighborSampler] | None = None
         # full-neighbourhood evaluation is exact across ranks (issue 11): needs the stored parts
         self.eval_parts = (rank_parts(cfg.data.path, rank, world_size) if cfg.data.path and
-                           all(f == -1 for f in eval_fanouts) and exact_capable(self.model) else None)
+                           all(f == -1 for f in self.eval_fanouts) and exact_capable(self.model) else None)
         self.pos = Position()
         self.metrics = MetricsLog(run_dir, enabled=rank == 0, tensorboard=cfg.train.tensorboard)
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -246,16 +246,27 @@ class Trainer:
         return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
 
     # ---- evaluation -----------------------------------------------------------------
+    def local_eval(self) -> tuple[LocalGraph, NeighborSampler]:
+        """(the graph of the nodes with feature rows, its eval sampler): what evaluation
+        reads when it is neither exact-mode sampling nor exact layer-wise; built on first use."""
+        if self._local_eval is None:
+            g = rows_only(self.graph)
+            self._local_eval = (g, NeighborSampler(g.indptr, g.indices, self.eval_fanouts, degree=g.degree,
+                                                   replace=False, global_ids=g.global_ids))
+        return self._local_eval
+
     def evaluate(self) -> dict[str, float]:
         if self.eval_parts is not None:  # every neighbour: exact layer by layer (issue 11)
-            result = distributed_eval(self.model, self.eval_sampler, self.eval_graph,
+            # the stored parts are read; the local graph only counts the val/test nodes
+            result = distributed_eval(self.model, None, self.graph,
                                       self.cfg.sampler.eval_batch_size, self.cfg.train.seed, self.device,
                                       exact=self.eval_parts)
         elif self.exact_eval is not None:
             result = exact_eval(self.model, self.exact_eval, self.graph, self.cfg.sampler.eval_batch_size,
                                 self.cfg.train.seed, self.device)
         else:
-            result = distributed_eval(self.model, self.eval_sampler, self.eval_graph,
+            graph, sampler = self.local_eval()
+            result = distributed_eval(self.model, sampler, graph,
                                       self.cfg.sampler.eval_batch_size, self.cfg.train.seed, self.device)
         if result.nonfinite_batches:  # the last update overflowed the weights: the next step
             # would fail anyway, and the epoch-end checkpoint must not save them (every rank

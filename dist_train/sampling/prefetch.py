@@ -100,10 +100,10 @@ class Prefetcher:
     """Iterate ``Batch``es for ``batches[i]`` sampled with ``seeds[i]``, ``depth`` ahead.
 
     Use as a context manager (``with Prefetcher(...) as it: for b in it: ...``) so the
-    thread is stopped however the loop ends.
+    thread is stopped however the loop ends. ``sampler`` may be None when ``make`` is given.
     """
 
-    def __init__(self, sampler: NeighborSampler, x: np.ndarray, y: np.ndarray,
+    def __init__(self, sampler: NeighborSampler | None, x: np.ndarray, y: np.ndarray,
                  batches: Sequence[np.ndarray], seeds: Sequence[int],
                  device: torch.device | str = "cpu", depth: int = 2,
                  make: Callable[[np.ndarray, int, torch.device], Batch] | None = None,

@@ -429,8 +429,9 @@ def _check_csr(indptr: np.ndarray, indices: np.ndarray) -> None:
 class NeighborSampler:
     """Uniform k-of-row sampling per hop, without replacement unless ``replace``.
 
-    The CSR is trusted (``partition.store.format.verify_dataset`` checks ids are in range).
-    A fanout of -1 takes the whole row. With ``degree`` (the global undirected degree
+    The CSR is trusted (``partition.store.format.verify_dataset`` checks ids are in range):
+    ``indptr`` int64 [n+1]; ``indices`` int32 or int64 [nnz] local ids, used as given (a
+    memory-mapped shard stays mapped; other integer dtypes are cast to int64). A fanout of -1 takes the whole row. With ``degree`` (the global undirected degree
     of every local node) each edge also gets its GCN weight; see ``SampledSubgraph``.
 
     With ``global_ids`` (int64 [n], the global id of every local node) each node's
@@ -452,7 +453,10 @@ class NeighborSampler:
             raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         self.layout = layout
         self._indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-        self._indices = np.ascontiguousarray(indices, dtype=np.int64)
+        # int32 column ids (as stored when they fit) are sampled as they are: an int64 copy
+        # would double the CSR of every rank (rss_share.py, issue 15)
+        self._indices = (np.ascontiguousarray(indices) if np.asarray(indices).dtype in (np.int32, np.int64)
+                         else np.ascontiguousarray(indices, dtype=np.int64))
         _check_csr(self._indptr, self._indices)
         self._fanouts = _check_fanouts(list(fanouts))
         self.replace = bool(replace)
