@@ -30,6 +30,12 @@ CONFIGS = [
 ]
 """Command-line options per row; PAPERS is replaced by --papers (rows skipped without it)."""
 
+LARGE = "--input synthetic:nodes=5000000,degree=40.8,features=128 --num-parts 8"
+"""~10^8 undirected edges (1.02·10^8 input edges), 2.5 GB of float32 features."""
+LARGE_CONFIGS = [LARGE, f"{LARGE} --method kaminpar",
+                 f"{LARGE} --feature-dtype float16 --halo-hops 0 --cache-budget 0.1"]
+"""``--large``: the 10^8-edge rows (minutes each, up to ~6 GB)."""
+
 
 def estimate_bytes(opts: list[str]) -> int:
     """The dry run's total peak (bytes), parsed from its "total" row (GiB, two decimals)."""
@@ -56,10 +62,11 @@ def main() -> None:
     ap.add_argument("work", type=Path, help="folder for the real runs' outputs (removed after each)")
     ap.add_argument("--papers", type=Path, help="a papers_shaped.py build directory")
     ap.add_argument("--only", help="run only the rows containing this text")
+    ap.add_argument("--large", action="store_true", help="the 10^8-edge rows instead (LARGE_CONFIGS)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     print("| options | estimate MiB | measured MiB | estimate / measured |\n|---|---:|---:|---:|")
-    for config in CONFIGS:
+    for config in LARGE_CONFIGS if args.large else CONFIGS:
         if ("PAPERS" in config and args.papers is None) or (args.only and args.only not in config):
             continue
         opts = config.replace("PAPERS", str(args.papers)).split()

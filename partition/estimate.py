@@ -10,7 +10,8 @@ Per-stage peak RSS (N nodes, E raw input edges as the source lists them, F featu
 * ``csr``   = BASE + NODE_BYTES_PER_NODE·N + held + chunk
   + :func:`partition.graph.csr.csr_stage_bytes` (N, E, ``--memory-budget``)
 * ``partition`` = BASE + NODE_BYTES_PER_NODE·N + held + CSR (8(N+1) + i·nnz)
-  + PARTITION_FIXED + partitioner: METIS :func:`partition.graph.coarsen.metis_bytes` on
+  + PARTITION_FIXED + partitioner (KaMinPar: the larger of CSR and partitioner, as our CSR
+  is parked in scratch while KaMinPar holds its copy): METIS :func:`partition.graph.coarsen.metis_bytes` on
   every node, or, when :func:`partition.graph.coarsen.contraction_target` contracts,
   CONTRACT_BYTES_PER_EDGE·E plus METIS on the target (edges scaled by target/N);
   ``--metis-max-edges M``: METIS on N nodes and M edges plus 16·M for the sample;
@@ -25,7 +26,8 @@ float32 is used as is, so the source's bytes; another dtype the stored copy when
 most IN_MEMORY_FEATURE_BYTES, else 0 (a scratch file: page cache, not RSS, measured).
 
 Disk: scratch = :func:`partition.graph.csr.csr_scratch_bytes` + the stored features
-when they go to a scratch file + KaMinPar's input file (24 + 8(N+1) + i·nnz); output
+when they go to a scratch file + KaMinPar's input file (24 + 8(N+1) + i·nnz) and the
+parked CSR (8(N+1) + i·nnz); output
 = replication · N·(F·s + 24) + replication · nnz·8, replication = 1 + halo share
 (:func:`replication`: a documented *upper/typical* factor, not a measure of this graph).
 
@@ -192,7 +194,8 @@ def scratch_bytes(shape: RunShape) -> tuple[int, int]:
     n, e = shape.num_nodes, shape.num_edges
     stored = n * shape.num_features * feature_itemsize(shape.feature_dtype)
     feat = stored if stored > IN_MEMORY_FEATURE_BYTES and shape.feature_dtype != "float32" else 0
-    kaminpar = 24 + csr_bytes(n, e) if shape.method == "kaminpar" else 0
+    # KaMinPar's input file, and our CSR parked beside it while KaMinPar runs
+    kaminpar = 24 + 2 * csr_bytes(n, e) if shape.method == "kaminpar" else 0
     return csr_scratch_bytes(n, e, shape.memory_budget) + feat, kaminpar
 
 
@@ -207,7 +210,10 @@ def estimate_run(shape: RunShape) -> RunEstimate:
     return RunEstimate((
         StageEstimate("read", base + source_feature_bytes(shape) + chunk, 0, 0),
         StageEstimate("csr", common + chunk + csr_stage_bytes(n, e, shape.memory_budget), csr_scratch, 0),
-        StageEstimate("partition", common + graph + PARTITION_FIXED_BYTES + partitioner_bytes(shape),
+        StageEstimate("partition", common + PARTITION_FIXED_BYTES + (
+                          # KaMinPar loads its own copy with ours parked in scratch (spill.py)
+                          max(graph, partitioner_bytes(shape)) if shape.method == "kaminpar"
+                          else graph + partitioner_bytes(shape)),
                       part_scratch, 0),
         StageEstimate("write", common + graph + WRITE_FIXED_BYTES + WRITE_BYTES_PER_EDGE * e, 0,
                       output_bytes(shape)),

@@ -154,6 +154,31 @@ def test_kaminpar_file_goes_to_scratch_and_is_removed(clustered, tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+@needs_kaminpar
+def test_full_csr_is_parked_while_kaminpar_holds_its_copy(clustered, tmp_path, monkeypatch, one_thread):
+    """With a scratch folder the CSR is out of memory while KaMinPar loads and partitions
+    (issue 12: the partition stage's peak), comes back equal, parts as without parking."""
+    csr, train = clustered
+    csr = CSR(csr.indptr.copy(), csr.indices.copy())
+    ptr, idx = csr.indptr.copy(), csr.indices.copy()
+    kmp = kmp_mod.require_kaminpar()
+    held, real = [], kmp.load_graph
+
+    def load(*args, **kwargs):
+        held.append(csr.indices.shape[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kmp, "load_graph", load)
+    parked = partition_nodes("kaminpar", csr, 4, train, 3, scratch=tmp_path)
+    assert held == [0]
+    np.testing.assert_array_equal(csr.indptr, ptr)
+    np.testing.assert_array_equal(csr.indices, idx)
+    assert csr.indices.dtype == idx.dtype and list(tmp_path.iterdir()) == []
+    kept = partition_nodes("kaminpar", csr, 4, train, 3)
+    assert held[1] == idx.shape[0]
+    np.testing.assert_array_equal(parked, kept)
+
+
 def test_missing_kaminpar_is_one_input_error(clustered, monkeypatch):
     monkeypatch.setitem(sys.modules, "kaminpar", None)  # `import kaminpar` raises ImportError
     csr, train = clustered

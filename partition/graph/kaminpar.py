@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,8 @@ def require_kaminpar():
 
 def kaminpar_kway(csr: CSR, num_parts: int, node_weights: np.ndarray | None, seed: int,
                   scratch: Path | None = None, threads: int | None = None,
-                  epsilon: float = DEFAULT_EPSILON) -> np.ndarray:
+                  epsilon: float = DEFAULT_EPSILON,
+                  release: Callable[[], None] | None = None) -> np.ndarray:
     """int32 [N] part of every node from KaMinPar's default preset, edge cut minimised.
 
     ``node_weights``: int64 [N] positive (None: unit weights); every part ends within
@@ -132,7 +134,9 @@ def kaminpar_kway(csr: CSR, num_parts: int, node_weights: np.ndarray | None, see
     ``24 + 8N + nnz·4`` bytes, removed before returning; None: the system's temp folder).
     ``threads``: default :func:`default_threads`; KaMinPar's parallel label propagation
     is not bit-reproducible across thread counts, and even for one thread count only as
-    far as measured (tests/test_kaminpar.py). Raises InputError when the package is
+    far as measured (tests/test_kaminpar.py). ``release()`` is called once the file is
+    written, before KaMinPar loads it: nothing reads ``csr`` after that (the caller may
+    park it, :mod:`partition.graph.spill`). Raises InputError when the package is
     missing or KaMinPar cannot read the file.
     """
     kmp = require_kaminpar()
@@ -143,6 +147,9 @@ def kaminpar_kway(csr: CSR, num_parts: int, node_weights: np.ndarray | None, see
     with tempfile.TemporaryDirectory(prefix="kaminpar-", dir=scratch) as tmp:
         path = Path(tmp) / "graph.parhip"
         write_parhip(csr, node_weights, path)
+        num_nodes = csr.num_nodes
+        if release is not None:
+            release()
         try:
             graph = kmp.load_graph(str(path), kmp.GraphFileFormat.PARHIP)
         except ValueError as err:
@@ -151,4 +158,4 @@ def kaminpar_kway(csr: CSR, num_parts: int, node_weights: np.ndarray | None, see
     kmp.reseed(int(seed))
     parts = solver.compute_partition(graph, int(num_parts), float(epsilon))
     del graph, solver
-    return np.fromiter(parts, dtype=np.int32, count=csr.num_nodes)
+    return np.fromiter(parts, dtype=np.int32, count=num_nodes)

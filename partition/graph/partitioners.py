@@ -111,7 +111,10 @@ def kaminpar_assign(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
     """int32 [N]: KaMinPar k-way on the combined weight of ``weights`` [N, C], unrefined.
 
     ``scratch``: folder for KaMinPar's input file (~8N + 4·nnz bytes; None: the system's
-    temp folder). Raises InputError for a bad part count or a missing ``kaminpar``.
+    temp folder); the full CSR is parked there too while KaMinPar holds its own copy
+    (:mod:`partition.graph.spill`: at 10^9 CSR entries, 4 GB off the stage's peak), and
+    ``csr``'s arrays are replaced by equal ones then. Raises InputError for a bad part
+    count or a missing ``kaminpar``.
     """
     _check_parts(csr.num_nodes, num_parts)
     if num_parts == 1:
@@ -122,7 +125,13 @@ def kaminpar_assign(csr: CSR, num_parts: int, weights: np.ndarray, seed: int,
     # receivers full of nodes. Left to `rebalance`, train nodes moved into the slack
     # KaMinPar leaves: worst imbalance 2.0 -> 1.0 there, 1.15 -> 1.02 at 10^5 nodes /
     # 32 parts, the cut 1-2% lower (measured on test_balance's graphs).
-    return kaminpar_kway(csr, num_parts, combined_weight(weights[:, :2]), seed, scratch)
+    parked = ParkedCSR(csr, scratch) if scratch is not None else None
+    try:
+        return kaminpar_kway(csr, num_parts, combined_weight(weights[:, :2]), seed, scratch,
+                             release=None if parked is None else parked.park)
+    finally:
+        if parked is not None:
+            parked.restore()
 
 
 def partition_nodes(method: str, csr: CSR, num_parts: int, train_mask: np.ndarray, seed: int,
