@@ -21,6 +21,7 @@ from dist_train.report.cli import plot
 from dist_train.runtime.env import discover_world_from_os
 from dist_train.runtime.signals import EXIT_REQUEUE
 from partition.errors import InputError, print_error_line
+from partition.progress import map_big_allocations
 
 __all__ = ["InterfaceSetter", "agree_on_setup", "main", "parse_args", "prepare_rank",
            "run", "setup_logging", "warn_if_halo_short"]
@@ -61,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"{PROG}: wrote {plot(args.plot)}")
         return 0
+    # glibc's sliding mmap threshold keeps freed batch-sized arrays (each a few MiB, sized
+    # by the batch's reach, which grows with the graph) in the heap of the thread that
+    # made them; fixed, each is returned at free (the partitioner does the same)
+    map_big_allocations()
     cfg = resolve_config(args.config, args.data, args.overrides)
     world = discover_world_from_os()
     setup_logging(world.rank)

@@ -140,5 +140,7 @@ def test_one_part_as_stored_equals_the_merge(data, key):
         for name in ("global_ids", "indptr", "indices", "x", "y", "degree", "train_idx",
                      "val_idx", "test_idx", "owner"):
             a, b = np.asarray(getattr(fast, name)), np.asarray(getattr(slow, name))
-            assert a.dtype == b.dtype and np.array_equal(a, b), name
+            # the merge narrows column ids to int32 (shards store int64): same values
+            want = np.int32 if name == "indices" else a.dtype
+            assert b.dtype == want and np.array_equal(a, b), name
         assert fast.num_inner == slow.num_inner and (fast.owner != rank).any()

@@ -55,14 +55,15 @@ def _order_rows_by_key(indptr, indices, key):
 
 def merged_csr(parts: Sequence[Partition], locs: Sequence[np.ndarray], num_nodes: int,
                num_inner: int, global_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(indptr int64 [n+1], indices int64) of the merged graph in merged ids, each row in
+    """(indptr int64 [n+1], indices [nnz]) of the merged graph in merged ids, each row in
     global-id order; ``locs[p]`` maps part p's local ids, ``global_ids`` (int64 [n]) the
-    merged ones."""
+    merged ones. ``indices`` are int32 when n < 2^31 (as the shards store them: half the
+    memory of a rank holding several parts), int64 otherwise."""
     counts = np.zeros(num_nodes + 1, dtype=np.int64)
     for p, loc in zip(parts, locs, strict=True):
         _count_rows(loc, int(p.num_inner), p.indptr, num_inner, counts[1:])
     indptr = np.cumsum(counts)
-    indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32 if num_nodes < 2**31 - 1 else np.int64)
     cursor = indptr[:-1].copy()
     for p, loc in zip(parts, locs, strict=True):
         _fill_rows(loc, int(p.num_inner), p.indptr, p.indices, num_inner, cursor, indices)
