@@ -156,7 +156,8 @@ def _run_shape(args: argparse.Namespace):
         cache_budget=args.cache_budget, method=args.method, memory_budget=budget,
         metis_max_nodes=None if args.metis_max_nodes is None else int(args.metis_max_nodes),
         metis_max_edges=None if args.metis_max_edges is None else int(args.metis_max_edges),
-        features_in_memory=sizes.features_in_memory)
+        features_in_memory=sizes.features_in_memory, source_itemsize=sizes.source_itemsize,
+        imports_torch=sizes.imports_torch)
     return shape, sizes.notes
 
 
@@ -164,6 +165,10 @@ def _dry_run(args: argparse.Namespace) -> int:
     from partition.estimate import estimate_run, format_estimate
 
     shape, notes = _run_shape(args)
+    if args.num_parts > shape.num_nodes:  # what the real run would refuse, refused here too
+        raise InputError(f"--num-parts: {args.num_parts} is more than the graph's {shape.num_nodes} nodes")
+    if args.out is not None and Path(args.out).exists() and not args.force:
+        notes = [*notes, f"--out {args.out} exists: the real run needs --force to replace it"]
     print(format_estimate(estimate_run(shape), shape, notes))
     return 0
 

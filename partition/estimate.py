@@ -74,9 +74,15 @@ WRITE_BYTES_PER_EDGE = 9
 """The write stage's halo sets and per-part arrays: fixed, and per raw input edge."""
 IN_MEMORY_FEATURE_BYTES = 1 << 26
 """Stored features up to this size stay in RAM (partition.readers.features.IN_MEMORY_BYTES)."""
-HALO_SHARE = {0: 0.0, 1: 1.5, 2: 3.0}
-"""Halo rows per inner row, by --halo-hops: upper/typical (benchmarks: 1-hop halo 1.3x inner
-rows at 4 parts on synthetic, 0.6-3.4x at 2-64 parts on OGB-shaped graphs)."""
+HALO1_SHARE_PER_DOUBLING = 1.0
+"""1-hop halo rows per inner row, per doubling of the part count: ``min(P - 1, this x
+log2 P)``, upper/typical. Measured (issue 15's table, 2·10^5 nodes): 0.61 / 1.80 / 2.83 /
+3.37 at P = 2 / 8 / 32 / 64 on the default synthetic graph (0.6 per doubling), 0.32-1.42
+products-like; a power-law npy graph at P = 32 ~8 (issue 12 review), a uniform random
+graph reaches P - 1 (every part holds almost every node). At ``--halo-hops >= 2`` the
+share is P - 1: 7.95 rows per node at P = 8, 29.9 at P = 32 on synthetic."""
+TORCH_IMPORT_BYTES = 180 << 20
+"""RSS of ``import torch`` (the ``pt:`` reader's), measured on this machine (torch 2.13 CPU)."""
 
 STAGES = ("read", "csr", "partition", "write")
 
@@ -133,6 +139,10 @@ class RunShape:
     metis_max_nodes: int | None = None
     metis_max_edges: int | None = None
     features_in_memory: bool = True
+    source_itemsize: int = 4
+    """Bytes per value of the source's feature matrix (8 for a float64 ``pt:`` x)."""
+    imports_torch: bool = False
+    """The reader imports torch (``pt:``): TORCH_IMPORT_BYTES more in every stage."""
 
 
 def feature_itemsize(dtype: str) -> int:
@@ -141,14 +151,14 @@ def feature_itemsize(dtype: str) -> int:
 
 
 def source_feature_bytes(shape: RunShape) -> int:
-    """Feature bytes the reader holds in RAM: the float32 matrix of an in-memory source."""
-    return shape.num_nodes * shape.num_features * 4 if shape.features_in_memory else 0
+    """Feature bytes the reader holds in RAM: the matrix of an in-memory source."""
+    return shape.num_nodes * shape.num_features * shape.source_itemsize if shape.features_in_memory else 0
 
 
 def held_feature_bytes(shape: RunShape) -> int:
     """Feature bytes resident after the read stage (module docstring)."""
     stored = shape.num_nodes * shape.num_features * feature_itemsize(shape.feature_dtype)
-    if shape.feature_dtype == "float32":
+    if shape.feature_dtype == "float32" and shape.source_itemsize == 4:
         return source_feature_bytes(shape)  # used as is (a memmap stays one)
     return stored if stored <= IN_MEMORY_FEATURE_BYTES else 0  # else a scratch file
 
@@ -178,7 +188,12 @@ def replication(halo_hops: int, cache_budget: float, num_parts: int) -> float:
     """Stored feature rows per node: 1 + halo share (upper/typical), at most ``num_parts``."""
     if num_parts <= 1:
         return 1.0
-    share = cache_budget if halo_hops == 0 else HALO_SHARE.get(halo_hops, 1.5 * halo_hops)
+    if halo_hops == 0:
+        share = cache_budget
+    elif halo_hops == 1:
+        share = HALO1_SHARE_PER_DOUBLING * float(np.log2(num_parts))
+    else:
+        share = num_parts - 1.0
     return min(float(num_parts), 1.0 + share)
 
 
@@ -202,7 +217,7 @@ def scratch_bytes(shape: RunShape) -> tuple[int, int]:
 def estimate_run(shape: RunShape) -> RunEstimate:
     """Per-stage peak RSS and disk of a run of ``shape`` (module docstring's formulas)."""
     n, e = shape.num_nodes, shape.num_edges
-    base = BASE_RSS_BYTES + NODE_BYTES_PER_NODE * n
+    base = BASE_RSS_BYTES + NODE_BYTES_PER_NODE * n + (TORCH_IMPORT_BYTES if shape.imports_torch else 0)
     common = base + held_feature_bytes(shape)
     chunk = min(READER_CHUNK_BYTES, READER_BYTES_PER_EDGE * e)
     graph = csr_bytes(n, e)

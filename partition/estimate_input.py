@@ -30,6 +30,9 @@ class InputSizes:
     num_features: int
     features_in_memory: bool
     notes: list[str] = field(default_factory=list)
+    source_itemsize: int = 4
+    """Bytes per value of the source's feature matrix."""
+    imports_torch: bool = False
 
 
 def input_sizes(spec: str, root: str | None = None) -> InputSizes:
@@ -53,22 +56,33 @@ def input_sizes(spec: str, root: str | None = None) -> InputSizes:
 
     g = read_source(spec, root)
     return InputSizes(g.num_nodes, sum(int(s.shape[0]) for s, _ in g.edge_chunks()),
-                      int(g.x.shape[1]), True)
+                      int(g.x.shape[1]), True, source_itemsize=int(g.x.dtype.itemsize),
+                      imports_torch=kind == "pt")
 
 
 def _header(path: Path) -> tuple[int, ...]:
-    from partition.store.npy_stream import read_npy_header
+    """The shape in a ``.npy`` header, C or Fortran order (the readers take both)."""
+    from numpy.lib import format as npy_format
 
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        return read_npy_header(path)[0]
+        with open(path, "rb") as f:
+            major, _ = npy_format.read_magic(f)
+            read = {1: npy_format.read_array_header_1_0, 2: npy_format.read_array_header_2_0,
+                    3: npy_format.read_array_header_2_0}.get(major)
+            if read is None:
+                raise ValueError(f"unsupported .npy version {major}")
+            return tuple(read(f)[0])
     except (OSError, ValueError) as err:
         raise InputError(f"{path}: cannot read as .npy ({err})") from None
 
 
 def _npy_sizes(d: Path) -> InputSizes:
+    if not d.is_dir():
+        raise InputError(f"--input npy:{d}: {d} is not a directory")
     x, ei = _header(d / "x.npy"), _header(d / "edge_index.npy")
+    _header(d / "y.npy")  # required by the reader: missing or unreadable is said here too
     if len(x) != 2 or len(ei) != 2 or ei[0] != 2:
         raise InputError(f"{d}: expected x.npy (N, F) and edge_index.npy (2, E), got {x} and {ei}")
     return InputSizes(x[0], ei[1], x[1], False)

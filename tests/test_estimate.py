@@ -168,3 +168,74 @@ def test_dry_run_into_a_closed_pipe_ends_without_a_traceback():
     proc.stdout.close()  # before the child writes: its first flush meets a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_dry_run_reads_fortran_ordered_headers_as_the_reader_does(tmp_path, capsys):
+    """``ei[:, perm]`` or ``np.save(p, e.T)`` give a Fortran-ordered file; the real run takes
+    it, so the dry run must too, with the same sizes as the C-ordered file (issue 12 review)."""
+    src = _npy_dir(tmp_path / "src", truncate_x=False)
+    assert cli.main(["--input", f"npy:{src}", "--dry-run"]) == 0
+    c_order = capsys.readouterr().out
+    ei = np.load(src / "edge_index.npy")
+    np.save(src / "edge_index.npy", np.asfortranarray(ei))
+    assert np.load(src / "edge_index.npy").flags.f_contiguous
+    assert cli.main(["--input", f"npy:{src}", "--dry-run"]) == 0
+    assert capsys.readouterr().out == c_order
+
+
+def test_dry_run_refuses_what_the_real_run_refuses(tmp_path, capsys):
+    """Too many parts and a missing y.npy end the dry run as they would the real run; an
+    existing --out without --force is a note (the dry run writes nothing)."""
+    src = _npy_dir(tmp_path / "src", truncate_x=False)
+    assert cli.main(["--input", f"npy:{src}", "--num-parts", "7", "--dry-run"]) == 2
+    assert "--num-parts: 7 is more than the graph's 6 nodes" in capsys.readouterr().err
+    out = tmp_path / "out"
+    out.mkdir()
+    assert cli.main(["--input", f"npy:{src}", "--dry-run", "--out", str(out)]) == 0
+    assert f"--out {out} exists: the real run needs --force" in capsys.readouterr().out
+    (src / "y.npy").unlink()
+    assert cli.main(["--input", f"npy:{src}", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "y.npy: no such file" in err[0]
+
+
+def test_halo_share_grows_with_parts_and_two_hops_replicate_everything():
+    """1-hop rows per node rise with log2 P (measured 0.6-1.4 per doubling, more on power-law
+    graphs); from 2 hops on every part holds about the whole graph (issue 15's table)."""
+    from partition.estimate import replication
+
+    one = [replication(1, 0.0, p) for p in (2, 8, 32, 64)]
+    assert one == sorted(one) and one[0] == 2.0 and one[2] == 6.0
+    assert [replication(2, 0.0, p) for p in (2, 8, 32)] == [2.0, 8.0, 32.0]
+    assert replication(0, 0.1, 32) == 1.1 and replication(1, 0.0, 1) == 1.0
+
+
+def test_source_itemsize_and_torch_import_counted():
+    """A float64 in-memory source holds 8 bytes a value; ``pt:`` imports torch (review: a
+    float64 pt file came out at 1.57x the estimate)."""
+    f32, f64 = SHAPE, replace(SHAPE, source_itemsize=8, imports_torch=True)
+    read = lambda s: estimate_run(s).stages[0].peak_rss_bytes  # noqa: E731
+    from partition.estimate import TORCH_IMPORT_BYTES
+
+    assert read(f64) - read(f32) == SHAPE.num_nodes * SHAPE.num_features * 4 + TORCH_IMPORT_BYTES
+
+
+def test_a_mapped_feature_file_leaves_rss_block_by_block(tmp_path):
+    """The read stage's pass over a memory-mapped x.npy (finite check, conversion) keeps one
+    block resident, not the file (review: 0.5 GiB x.npy all resident, 2.3x the estimate)."""
+    from partition.readers.features import FeatureOptions, array_features, prepare_features
+
+    np.save(tmp_path / "x.npy", np.ones((300_000, 128), np.float32))  # 146 MiB
+    x = np.load(tmp_path / "x.npy", mmap_mode="r")
+
+    def resident_mib() -> float:  # this mapping's resident pages only
+        with open("/proc/self/smaps") as f:
+            text = f.read()
+        start = text.find(str(tmp_path / "x.npy"))
+        block = text[start:text.find("VmFlags", start)]
+        return int(block.split("Rss:")[1].split()[0]) / 1024
+
+    assert prepare_features(array_features(x, "x.npy"), FeatureOptions("float32", "none", None)) is x
+    assert resident_mib() < 40
+    got = prepare_features(array_features(x, "x.npy"), FeatureOptions("float16", "none", None))
+    assert resident_mib() < 40 and got.dtype == np.float16 and float(got[-1, -1]) == 1.0

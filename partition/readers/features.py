@@ -111,8 +111,11 @@ def array_features(x: np.ndarray, where: str) -> FeatureSource:
     step = block_rows(x.shape[1], x.dtype.itemsize)
 
     def blocks() -> Iterator[tuple[int, np.ndarray]]:
+        from partition.store.format import release_rows
+
         for lo in range(0, x.shape[0], step):
             yield lo, np.asarray(x[lo:lo + step])
+            release_rows(x, lo, lo + step)  # a mapped file's block leaves RSS once used
 
     return FeatureSource(int(x.shape[0]), int(x.shape[1]), blocks, where, x)
 
