@@ -67,8 +67,10 @@ CONTRACT_BYTES_PER_EDGE = 0
 """Label propagation and the cluster graph, per raw input edge, beyond METIS on the target
 (within the measurement's noise at 9·10^6 edges)."""
 KAMINPAR_BYTES_PER_NODE = 64
-KAMINPAR_BYTES_PER_EDGE = 24
-"""KaMinPar (PyPI 3.7.3) resident per node and per undirected edge."""
+KAMINPAR_BYTES_PER_EDGE = 32
+"""KaMinPar (PyPI 3.7.3, 2 threads) resident per node and per input edge: 24 fitted at
+10^6 nodes / 9·10^6 edges, 32 at 2.5·10^7 nodes / 5.1·10^8 edges (the partition stage's
+18.2 GiB high-water mark of ``benchmarks/scale_run.py``, 2026-12-02); the larger kept."""
 WRITE_FIXED_BYTES = 94 << 20
 WRITE_BYTES_PER_EDGE = 9
 """The write stage's halo sets and per-part arrays: fixed, and per raw input edge."""
