@@ -266,6 +266,10 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
         stats = partition_stats(csr, parts, train_mask, args.num_parts)
     with stage("write", {}, bars, desc="write parts", total=args.num_parts, unit="parts",
                rss=rss) as update:
+        if features.scratch is not None:
+            from partition.graph.spill import map_csr
+
+            map_csr(csr, features.scratch)  # per-part passes over the mapped CSR
         manifest = write_dataset(out, graph, csr, parts, args.halo_hops, args.method, args.seed,
                                  num_parts=args.num_parts, force=args.force, stats=stats,
                                  timings=timings, progress=update, cache_budget=args.cache_budget)

@@ -5,7 +5,8 @@ are projected back and refined; METIS on the cluster graph is the partition stag
 (~100 MiB of its own on the papers-shaped graph), and the full CSR (64 MiB there) would
 sit under it. :class:`ParkedCSR` writes the CSR's two arrays to a file with plain writes
 (page cache, not this process's RSS), drops them, and reads them back into fresh arrays
-afterwards: the same ``CSR`` object, the same values.
+afterwards: the same ``CSR`` object, the same values. :func:`map_csr` maps it instead,
+for the write stage.
 """
 
 from __future__ import annotations
@@ -51,3 +52,32 @@ class ParkedCSR:
             raise OSError(f"{self.path}: the parked CSR came back short")
         self._meta = None
         self.path.unlink(missing_ok=True)
+
+
+MAP_MIN_BYTES = 256 << 20
+"""Below this a CSR stays in memory for the write stage (a scratch file buys nothing)."""
+
+
+def map_csr(csr: CSR, directory: str | Path) -> bool:
+    """Put ``csr``'s arrays in a file in ``directory`` and replace them with read-only
+    memory maps of it (issue 12: the write stage makes one pass per part over the mapped
+    CSR, releasing its pages after each, so it holds about a part's rows, not the graph).
+
+    Values are unchanged. A CSR under :data:`MAP_MIN_BYTES`, or already mapped, is left as
+    it is; returns whether it was mapped. The file lives as long as ``directory`` (the
+    run's scratch folder). The caller must hold no other reference to the arrays, or
+    mapping frees nothing (it is still correct). OSError (disk full) propagates.
+    """
+    ptr, idx = csr.indptr, csr.indices
+    if ptr.nbytes + idx.nbytes < MAP_MIN_BYTES or (isinstance(ptr, np.memmap) and isinstance(idx, np.memmap)):
+        return False
+    path = Path(directory) / f"csr-mapped-{os.getpid()}-{id(csr):x}.bin"
+    with open(path, "wb") as f:
+        f.write(memoryview(np.ascontiguousarray(ptr)).cast("B"))
+        f.write(memoryview(np.ascontiguousarray(idx)).cast("B"))
+    n_ptr, n_idx, ptr_dtype, idx_dtype = ptr.shape[0], idx.shape[0], ptr.dtype, idx.dtype
+    del ptr, idx
+    csr.indptr = np.memmap(path, dtype=ptr_dtype, mode="r", shape=(n_ptr,))
+    csr.indices = np.memmap(path, dtype=idx_dtype, mode="r", offset=n_ptr * ptr_dtype.itemsize,
+                            shape=(n_idx,)) if n_idx else np.zeros(0, idx_dtype)
+    return True

@@ -205,6 +205,8 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
                 part = builder.build(p, hops, cache_budget, index_dtype)
                 records, summary = _write_part(tmp, part, p, graph, degree, codes, parts, io)
                 del part
+                release_pages(csr.indptr)  # a mapped CSR (spill.map_csr): this part's rows
+                release_pages(csr.indices)  # leave RSS before the next part reads its own
                 files |= records
                 summaries.append(summary)
                 if progress is not None:
