@@ -28,8 +28,11 @@ most IN_MEMORY_FEATURE_BYTES, else 0 (a scratch file: page cache, not RSS, measu
 Disk: scratch = :func:`partition.graph.csr.csr_scratch_bytes` + the stored features
 when they go to a scratch file + KaMinPar's input file (24 + 8(N+1) + i·nnz) and the
 parked CSR (8(N+1) + i·nnz); output
-= replication · N·(F·s + 24) + replication · nnz·8, replication = 1 + halo share
-(:func:`replication`: a documented *upper/typical* factor, not a measure of this graph).
+= rows · N·(F·s + 8) + nodes · N·28 + rows · nnz·8, rows = 1 + halo share (1 + cache
+budget at H=0), nodes = 1 + the 1-hop share at H=0 (the structure-only ring's ids,
+degrees, offsets, owners) (:func:`replication`: a documented *upper/typical* factor, not
+a measure of this graph; `benchmarks/scale_run.py` measured 24.1 GiB for 17.7 estimated
+before structure-only rows were stored empty).
 
 Constants measured on this 2-core / 24 GB machine on 2026-12-01 with
 ``PYTHONPATH=. .venv/bin/python benchmarks/estimate_check.py /tmp/work --papers /tmp/papers``
@@ -200,10 +203,16 @@ def replication(halo_hops: int, cache_budget: float, num_parts: int) -> float:
 
 
 def output_bytes(shape: RunShape) -> int:
-    """The dataset directory's size (bytes): features, ids and labels, part CSRs, replicated."""
-    rep = replication(shape.halo_hops, shape.cache_budget, shape.num_parts)
-    row = shape.num_features * feature_itemsize(shape.feature_dtype) + 24
-    return int(rep * shape.num_nodes * row + rep * 2 * shape.num_edges * 8)
+    """The dataset directory's size (bytes): feature rows and labels (``rows`` per node),
+    ids, degrees, offsets and owners of every local node (``nodes`` per node: the
+    structure-only ring counts at H=0 too), part CSRs (int64)."""
+    rows = replication(shape.halo_hops, shape.cache_budget, shape.num_parts)
+    nodes = replication(max(shape.halo_hops, 1), 0.0, shape.num_parts)
+    feature_row = shape.num_features * feature_itemsize(shape.feature_dtype) + 8  # x and y
+    per_node = 8 + 8 + 8 + 4  # global_ids, degree, indptr, halo_part
+    # at H=0 inner rows are the CSR, and cached rows add about their share (FORMAT.md)
+    return int(rows * shape.num_nodes * feature_row + nodes * shape.num_nodes * per_node
+               + rows * 2 * shape.num_edges * 8)
 
 
 def scratch_bytes(shape: RunShape) -> tuple[int, int]:

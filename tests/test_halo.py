@@ -42,9 +42,10 @@ def test_parts_match_naive_halo_and_induced_edges(graph, num_parts, hops):
         assert pg.num_feature_rows == (pg.num_inner if hops == 0 else pg.num_local)
         assert pg.global_ids.dtype == np.int64 and pg.indices.dtype == np.int64
         local = set(pg.global_ids.tolist())
-        rows = set(pg.global_ids[:pg.num_feature_rows].tolist())
-        # at H=0 an edge between two structure-only nodes is not stored (nothing reads it)
-        expected = {(u, v) for u in local for v in adj[u] if v in local and (u in rows or v in rows)}
+        inner_set, rows = set(inner.tolist()), set(pg.global_ids[:pg.num_feature_rows].tolist())
+        # at H=0 structure-only rows are empty, halo rows with features keep edges to rows
+        expected = {(u, v) for u in local for v in adj[u] if v in local
+                    and (u in inner_set or (u in rows and v in rows))}
         assert _local_edges(pg) == expected
         for i in range(pg.num_local):  # in global-id order: the sampler's positions (issue 15)
             row = pg.global_ids[pg.indices[pg.indptr[i]:pg.indptr[i + 1]]]

@@ -12,9 +12,10 @@ part holds it (partition-invariant sampling, issue 15).
 With ``hops == 0`` the halo is the 1-hop boundary all the same, but **structure-only**:
 those nodes get global ids, degrees and an owner part, no feature rows (issue 11: exact
 inference needs every inner node's complete adjacency; the features stay with their
-owner). Nothing reads an edge between two structure-only nodes (exact mode samples inner
-rows only, local mode the subgraph of nodes with rows), so those edges are not stored: on
-a 2.5·10^7-node, 5·10^8-edge graph in 8 parts they were 2/3 of each part's CSR. ``num_feature_rows`` says which local ids have stored rows: ``[0,
+owner). A structure-only node's row is stored empty and a cached node's row holds its
+edges to nodes with rows: nothing reads more (exact mode samples inner rows only, local
+mode the subgraph of nodes with rows). On a 2.5·10^7-node, 5·10^8-edge graph in 8 parts
+the halo rows with every local neighbour were 2/3 of each part's CSR. ``num_feature_rows`` says which local ids have stored rows: ``[0,
 num_feature_rows)``; it is ``num_local`` when ``hops >= 1`` and ``num_inner`` when 0.
 
 A :class:`PartBuilder` keeps one global→local int64 array for all parts and resets only
@@ -71,8 +72,9 @@ def _expand(frontier: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
 @njit(cache=True, nogil=True, parallel=True)
 def _local_ptr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: np.ndarray,
                g2l: np.ndarray, inner_complete: bool, num_rows: int) -> np.ndarray:
-    """int64 [n+1] row pointers of ``nodes``' rows restricted to local neighbours, and
-    for a row without a feature row (local id >= ``num_rows``) to neighbours with one.
+    """int64 [n+1] row pointers of ``nodes``' rows: an inner row is complete, a halo row
+    with a feature row (local id < ``num_rows``) keeps its neighbours with one, and a row
+    without (a structure-only node's, local id >= ``num_rows``) is empty.
 
     With ``inner_complete`` (always: every part keeps at least its 1-hop ring) an inner
     row's length is its degree: only halo rows need a counting pass. Rows are
@@ -84,26 +86,26 @@ def _local_ptr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: n
         lo, hi = indptr[nodes[i]], indptr[nodes[i] + 1]
         if i < num_inner and inner_complete:
             local_ptr[i + 1] = hi - lo
-        else:
-            limit = n if i < num_rows else num_rows
+        elif i < num_rows:
             c = 0
             for k in range(lo, hi):
                 j = g2l[indices[k]]
-                c += j >= 0 and j < limit
+                c += j >= 0 and j < num_rows
             local_ptr[i + 1] = c
     return np.cumsum(local_ptr)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _local_fill(nodes: np.ndarray, indptr: np.ndarray, indices: np.ndarray, g2l: np.ndarray,
-                local_ptr: np.ndarray, local_idx: np.ndarray, num_rows: int) -> None:
+def _local_fill(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: np.ndarray,
+                g2l: np.ndarray, local_ptr: np.ndarray, local_idx: np.ndarray, num_rows: int) -> None:
     """Fill ``local_idx`` (any integer dtype) with the local ids of each row's neighbours
     kept by :func:`_local_ptr`. A global row is sorted by global id, so filtering it
     keeps that order."""
     n = nodes.shape[0]
     for i in prange(n):
-        limit = n if i < num_rows else num_rows
-        a = local_ptr[i]
+        a, limit = local_ptr[i], n if i < num_inner else num_rows
+        if a == local_ptr[i + 1]:
+            continue  # an empty row (a structure-only node's)
         for k in range(indptr[nodes[i]], indptr[nodes[i] + 1]):
             j = g2l[indices[k]]
             if j >= 0 and j < limit:
@@ -114,13 +116,13 @@ def _local_fill(nodes: np.ndarray, indptr: np.ndarray, indices: np.ndarray, g2l:
 def _local_csr(nodes: np.ndarray, num_inner: int, indptr: np.ndarray, indices: np.ndarray,
                g2l: np.ndarray, index_dtype: type = np.int64,
                num_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 [n+1], ``index_dtype`` [nnz]): rows of ``nodes`` restricted to local
-    neighbours, as local ids in global-id order; an edge between two nodes at local ids
-    ``>= num_rows`` (two structure-only nodes, default: none) is left out."""
+    """(int64 [n+1], ``index_dtype`` [nnz]): rows of ``nodes`` as local ids in global-id
+    order: inner rows complete, halo rows restricted to the local nodes with feature rows
+    (local ids ``< num_rows``; default: every local node), structure-only rows empty."""
     rows = nodes.shape[0] if num_rows is None else int(num_rows)
     local_ptr = _local_ptr(nodes, num_inner, indptr, indices, g2l, True, rows)
     local_idx = np.empty(int(local_ptr[-1]), dtype=index_dtype)
-    _local_fill(nodes, indptr, indices, g2l, local_ptr, local_idx, rows)
+    _local_fill(nodes, num_inner, indptr, indices, g2l, local_ptr, local_idx, rows)
     return local_ptr, local_idx
 
 
