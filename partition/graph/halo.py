@@ -15,8 +15,9 @@ inference needs every inner node's complete adjacency; the features stay with th
 owner). A structure-only node's row is stored empty and a cached node's row holds its
 edges to nodes with rows: nothing reads more (exact mode samples inner rows only, local
 mode the subgraph of nodes with rows). On a 2.5·10^7-node, 5·10^8-edge graph in 8 parts
-the halo rows with every local neighbour were 2/3 of each part's CSR. ``num_feature_rows`` says which local ids have stored rows: ``[0,
-num_feature_rows)``; it is ``num_local`` when ``hops >= 1`` and ``num_inner`` when 0.
+the halo rows with every local neighbour were 2/3 of each part's CSR.
+``num_feature_rows`` says which local ids have stored rows: ``[0, num_feature_rows)``;
+it is ``num_local`` when ``hops >= 1`` and ``num_inner`` (plus the cache) when 0.
 
 A :class:`PartBuilder` keeps one global→local int64 array for all parts and resets only
 the entries a part touched, so P parts cost O(N + part sizes), not O(P·N).
