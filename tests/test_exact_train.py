@@ -117,3 +117,23 @@ def test_exact_graph_holds_rows_once_plus_the_cache_and_knows_owners(tmp_path, r
             row = ids[g.indices[g.indptr[v]:g.indptr[v + 1]]]
             u = ids[v]
             assert np.array_equal(row, whole.indices[whole.indptr[u]:whole.indptr[u + 1]])
+
+
+def _mappings_after_eval(rank: int, world_size: int, data: str, run_dir: str) -> dict:
+    trainer = _exact_trainer(rank, world_size, data, run_dir, ["sampler.eval_fanouts=[-1,-1]"])
+    trainer.evaluate()
+    part = trainer.graph.part_ids[0]
+    x_file = str(Path(data).resolve() / f"part-{part:05d}" / "x.npy")
+    with open("/proc/self/maps") as f:
+        maps = sum(line.rstrip().endswith(x_file) for line in f)
+    return {"maps": maps, "same": trainer.eval_parts.parts[0] is trainer.graph.stored[0]}
+
+
+@pytest.mark.multiproc
+def test_exact_eval_reuses_the_rank_s_mapped_part(tmp_path):
+    """One part per rank: the layer-wise evaluation reads the part the rank trains on, not a
+    second mapping of its files (each mapped page would count twice in RSS: rss_share.py
+    measured the run's share at 6.2 with it)."""
+    data = write_parts(tmp_path / "p2", [N // 2], np.arange(0, N, 2), hops=0, cache_budget=0.1)
+    for r in run_ranks(_mappings_after_eval, 2, str(data), str(tmp_path / "run"), timeout=240):
+        assert r["same"] and r["maps"] == 1, r

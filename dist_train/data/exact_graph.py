@@ -87,7 +87,8 @@ def _as_stored(p: Partition, rank: int, plan: list[list[int]]) -> LocalGraph:
     owner[p.num_inner:] = part_ranks(plan)[np.asarray(p.halo_part)]
     return LocalGraph(part_ids=[p.part_id], global_ids=p.global_ids, num_inner=p.num_inner,
                       indptr=p.indptr, indices=p.indices, x=p.x, y=p.y, degree=p.degree,
-                      train_idx=p.train_idx, val_idx=p.val_idx, test_idx=p.test_idx, owner=owner)
+                      train_idx=p.train_idx, val_idx=p.val_idx, test_idx=p.test_idx, owner=owner,
+                      stored=[p])
 
 
 def _merged(parts: list[Partition], part_ids: list[int], rank: int,
@@ -113,5 +114,5 @@ def rows_only(graph: LocalGraph) -> LocalGraph:
     if n == graph.num_local:
         return graph
     indptr, indices = induced_subgraph(np.asarray(graph.indptr), np.asarray(graph.indices), n)
-    return replace(graph, global_ids=graph.global_ids[:n], indptr=indptr, indices=indices,
+    return replace(graph, stored=None, global_ids=graph.global_ids[:n], indptr=indptr, indices=indices,
                    degree=graph.degree[:n], owner=graph.owner[:n] if graph.owner is not None else None)

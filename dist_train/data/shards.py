@@ -38,6 +38,11 @@ class LocalGraph:
     owner: np.ndarray | None = None
     """int32 [num_local]: the rank owning each node, in exact mode only
     (:mod:`dist_train.data.exact_graph`; ``x`` then has rows for ``[0, len(x))`` only)."""
+    stored: list | None = None
+    """The one stored part (``partition.store.format.Partition``, memory-mapped) whose
+    arrays this graph uses as they are, or None (merged or cut copies). Exact evaluation
+    reuses it: mapping the same files a second time would count their pages twice in the
+    rank's RSS (rss_share.py, issue 15)."""
 
     @property
     def num_local(self) -> int:
@@ -107,13 +112,15 @@ def load_local_graph(data_dir: str, part_ids: list[int]) -> LocalGraph:
     Structure-only halo nodes (``--halo-hops 0``) are left out: local mode never steps
     onto a node without a feature row (:mod:`dist_train.data.feature_view`).
     """
-    parts = [feature_rows_only(load_partition(data_dir, p)) for p in part_ids]
+    loaded = [load_partition(data_dir, p) for p in part_ids]
+    parts = [feature_rows_only(p) for p in loaded]
     if len(parts) == 1:
         p = parts[0]
         return LocalGraph(
             part_ids=list(part_ids), global_ids=p.global_ids, num_inner=p.num_inner,
             indptr=p.indptr, indices=p.indices, x=p.x, y=p.y, degree=p.degree,
             train_idx=p.train_idx, val_idx=p.val_idx, test_idx=p.test_idx,
+            stored=loaded if p is loaded[0] else None,
         )
     return _merge(parts, list(part_ids))
 

@@ -98,7 +98,7 @@ class Trainer:
                                                  global_ids=graph.global_ids, layout=layout)
         self._local_eval: tuple[LocalGraph, NeighborSampler] | None = None
         # full-neighbourhood evaluation is exact across ranks (issue 11): needs the stored parts
-        self.eval_parts = (rank_parts(cfg.data.path, rank, world_size) if cfg.data.path and
+        self.eval_parts = (rank_parts(cfg.data.path, rank, world_size, graph.stored) if cfg.data.path and
                            all(f == -1 for f in self.eval_fanouts) and exact_capable(self.model) else None)
         self.pos = Position()
         self.metrics = MetricsLog(run_dir, enabled=rank == 0, tensorboard=cfg.train.tensorboard)

@@ -51,9 +51,14 @@ class RankParts:
     world_size: int
 
 
-def rank_parts(data_dir: str | Path, rank: int, world_size: int) -> RankParts:
+def rank_parts(data_dir: str | Path, rank: int, world_size: int,
+               loaded: list[Partition] | None = None) -> RankParts:
     """This rank's parts under the training plan (``assign_parts`` on the manifest's train
-    counts), memory-mapped; DatasetError / InputError as ``load_partition`` and ``assign_parts``."""
+    counts), memory-mapped; DatasetError / InputError as ``load_partition`` and ``assign_parts``.
+
+    ``loaded``: parts already open (``LocalGraph.stored``), used instead of mapping the
+    same files again when they are this rank's parts (a second mapping counts every page
+    twice in RSS)."""
     from dist_train.data.shards import assign_parts
     from partition import load_manifest, load_partition
 
@@ -62,6 +67,8 @@ def rank_parts(data_dir: str | Path, rank: int, world_size: int) -> RankParts:
     part_rank = np.empty(manifest["num_parts"], dtype=np.int64)
     for r, ps in enumerate(plan):
         part_rank[ps] = r
+    if loaded is not None and [p.part_id for p in loaded] == list(plan[rank]):
+        return RankParts(list(loaded), part_rank, rank, world_size)
     return RankParts([load_partition(data_dir, p) for p in plan[rank]], part_rank, rank, world_size)
 
 
