@@ -30,6 +30,13 @@ CONFIGS = [
 ]
 """Command-line options per row; PAPERS is replaced by --papers (rows skipped without it)."""
 
+NPY_CONFIGS = [
+    "--input npy:NPY --num-parts 8",
+    "--input npy:NPY --num-parts 32 --method kaminpar --feature-dtype float16",
+    "--input npy:NPY --num-parts 8 --halo-hops 0 --cache-budget 0.5 --memory-budget 64M",
+]
+"""``--npy DIR``: rows on a ``benchmarks/npy_powerlaw.py`` directory (numpy-made, not ours)."""
+
 LARGE = "--input synthetic:nodes=5000000,degree=40.8,features=128 --num-parts 8"
 """~10^8 undirected edges (1.02·10^8 input edges), 2.5 GB of float32 features."""
 LARGE_CONFIGS = [LARGE, f"{LARGE} --method kaminpar",
@@ -63,13 +70,15 @@ def main() -> None:
     ap.add_argument("--papers", type=Path, help="a papers_shaped.py build directory")
     ap.add_argument("--only", help="run only the rows containing this text")
     ap.add_argument("--large", action="store_true", help="the 10^8-edge rows instead (LARGE_CONFIGS)")
+    ap.add_argument("--npy", type=Path, help="a benchmarks/npy_powerlaw.py directory: its rows instead")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     print("| options | estimate MiB | measured MiB | estimate / measured |\n|---|---:|---:|---:|")
-    for config in LARGE_CONFIGS if args.large else CONFIGS:
+    configs = LARGE_CONFIGS if args.large else NPY_CONFIGS if args.npy else CONFIGS
+    for config in configs:
         if ("PAPERS" in config and args.papers is None) or (args.only and args.only not in config):
             continue
-        opts = config.replace("PAPERS", str(args.papers)).split()
+        opts = config.replace("PAPERS", str(args.papers)).replace("NPY", str(args.npy)).split()
         est, got = estimate_bytes(opts), measured_bytes(opts, args.work / "out")
         print(f"| `{' '.join(opts)}` | {est / 2**20:,.0f} | {got / 2**20:,.0f} | {est / got:.2f} |",
               flush=True)

@@ -74,6 +74,10 @@ KAMINPAR_BYTES_PER_EDGE = 32
 """KaMinPar (PyPI 3.7.3, 2 threads) resident per node and per input edge: 24 fitted at
 10^6 nodes / 9·10^6 edges, 32 at 2.5·10^7 nodes / 5.1·10^8 edges (the partition stage's
 18.2 GiB high-water mark of ``benchmarks/scale_run.py``, 2026-12-02); the larger kept."""
+KAMINPAR_BYTES_PER_NODE_PART = 20
+"""KaMinPar per node and per part above 8 (its refinement keeps per-(node, block) state):
+fitted on one point, a numpy-made npy graph of 10^6 nodes / 10^7 edges in 32 parts
+(``benchmarks/estimate_check.py --npy``: 1,088 MiB measured, 635 estimated without it)."""
 WRITE_FIXED_BYTES = 94 << 20
 WRITE_BYTES_PER_EDGE = 9
 """The write stage's halo sets and per-part arrays: fixed, and per raw input edge."""
@@ -179,7 +183,8 @@ def partitioner_bytes(shape: RunShape) -> int:
     if shape.method == "random":
         return 0
     if shape.method == "kaminpar":
-        return KAMINPAR_BYTES_PER_NODE * n + KAMINPAR_BYTES_PER_EDGE * e
+        per_part = KAMINPAR_BYTES_PER_NODE_PART * n * max(0, shape.num_parts - 8)
+        return KAMINPAR_BYTES_PER_NODE * n + KAMINPAR_BYTES_PER_EDGE * e + per_part
     if shape.metis_max_edges is not None and shape.metis_max_edges < e:
         return metis_bytes(n, shape.metis_max_edges) + 16 * shape.metis_max_edges
     stored = n * shape.num_features * feature_itemsize(shape.feature_dtype)
