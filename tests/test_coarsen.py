@@ -158,3 +158,37 @@ def test_relabel_is_uniques_inverse():
     uniq, inverse = np.unique(labels, return_inverse=True)
     assert k == uniq.shape[0]
     np.testing.assert_array_equal(cluster, inverse)
+
+
+def test_a_full_scratch_disk_while_parking_names_the_file(tmp_path, monkeypatch):
+    """ENOSPC while the CSR is written to scratch is an OSError naming that file (the CLI's
+    one line), and no partial file is left."""
+    import builtins
+    import errno
+
+    from partition.graph.csr import CSR
+    from partition.graph.spill import ParkedCSR
+
+    csr = CSR(np.array([0, 1, 2], dtype=np.int64), np.array([1, 0], dtype=np.int32))
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(builtins, "open", lambda p, m="r", *a, **k: Full(real_open(p, m, *a, **k))
+                        if "w" in m and str(p).endswith(".bin") else real_open(p, m, *a, **k))
+    parked = ParkedCSR(csr, tmp_path)
+    with pytest.raises(OSError) as info:
+        parked.park()
+    assert info.value.filename == str(parked.path) and info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == [] and csr.indices.shape[0] == 2  # nothing parked

@@ -19,6 +19,21 @@ import numpy as np
 from partition.graph.csr import CSR
 
 
+def _write_arrays(path: Path, *arrays: np.ndarray) -> None:
+    """Write the arrays' bytes one after another to ``path`` (plain writes: page cache).
+
+    OSError names ``path`` (a full scratch disk is then one line naming the file, not a
+    traceback), and the partial file is removed.
+    """
+    try:
+        with open(path, "wb") as f:
+            for a in arrays:
+                f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+    except OSError as err:
+        path.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror, str(path)) from None
+
+
 class ParkedCSR:
     """Park ``csr``'s arrays in ``directory`` (:meth:`park`) and bring them back (:meth:`restore`).
 
@@ -35,9 +50,7 @@ class ParkedCSR:
         if self._meta is not None:
             return
         ptr, idx = self.csr.indptr, self.csr.indices
-        with open(self.path, "wb") as f:
-            f.write(memoryview(np.ascontiguousarray(ptr)).cast("B"))
-            f.write(memoryview(np.ascontiguousarray(idx)).cast("B"))
+        _write_arrays(self.path, ptr, idx)
         self._meta = (ptr.shape[0], ptr.dtype, idx.shape[0], idx.dtype)
         self.csr.indptr, self.csr.indices = np.zeros(1, ptr.dtype), np.zeros(0, idx.dtype)
 
@@ -72,9 +85,7 @@ def map_csr(csr: CSR, directory: str | Path) -> bool:
     if ptr.nbytes + idx.nbytes < MAP_MIN_BYTES or (isinstance(ptr, np.memmap) and isinstance(idx, np.memmap)):
         return False
     path = Path(directory) / f"csr-mapped-{os.getpid()}-{id(csr):x}.bin"
-    with open(path, "wb") as f:
-        f.write(memoryview(np.ascontiguousarray(ptr)).cast("B"))
-        f.write(memoryview(np.ascontiguousarray(idx)).cast("B"))
+    _write_arrays(path, ptr, idx)
     n_ptr, n_idx, ptr_dtype, idx_dtype = ptr.shape[0], idx.shape[0], ptr.dtype, idx.dtype
     del ptr, idx
     csr.indptr = np.memmap(path, dtype=ptr_dtype, mode="r", shape=(n_ptr,))
