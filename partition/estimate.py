@@ -16,8 +16,10 @@ Per-stage peak RSS (N nodes, E raw input edges as the source lists them, F featu
   CONTRACT_BYTES_PER_EDGE·E plus METIS on the target (edges scaled by target/N);
   ``--metis-max-edges M``: METIS on N nodes and M edges plus 16·M for the sample;
   KaMinPar KAMINPAR_BYTES_PER_NODE·N + KAMINPAR_BYTES_PER_EDGE·E; random 0.
-* ``write`` = BASE + NODE_BYTES_PER_NODE·N + held + CSR + WRITE_FIXED
-  + WRITE_BYTES_PER_EDGE·E (halo sets and the largest part's arrays)
+* ``write`` = BASE + NODE_BYTES_PER_NODE·N + held + resident CSR + WRITE_FIXED
+  + WRITE_BYTES_PER_EDGE·E (halo sets and the largest part's arrays); the resident CSR is
+  the CSR below ``spill.MAP_MIN_BYTES``, else (memory-mapped, its pages released after
+  each part) WRITE_MAPPED_PARTS/P of it (:func:`write_csr_bytes`)
 
 ``chunk`` = min(READER_CHUNK_BYTES, READER_BYTES_PER_EDGE·E). ``source features``: an
 in-memory source (synthetic, pt, planetoid, OGB csv) holds its float32 matrix, N·F·4; a
@@ -55,6 +57,7 @@ import numpy as np
 from partition.graph.coarsen import contraction_target, metis_bytes
 from partition.graph.csr import csr_scratch_bytes, csr_stage_bytes
 from partition.graph.csr_external import index_dtype
+from partition.graph.spill import MAP_MIN_BYTES
 
 BASE_RSS_BYTES = 165 << 20
 """Interpreter, numpy, numba (and its compiled kernels), pymetis, tqdm: resident before any data."""
@@ -81,6 +84,11 @@ fitted on one point, a numpy-made npy graph of 10^6 nodes / 10^7 edges in 32 par
 WRITE_FIXED_BYTES = 94 << 20
 WRITE_BYTES_PER_EDGE = 9
 """The write stage's halo sets and per-part arrays: fixed, and per raw input edge."""
+WRITE_MAPPED_PARTS = 2.0
+"""Parts' worth of a memory-mapped CSR resident in the write stage: the part being written
+and the rows its halo reads from other parts. Fitted on one point, ``benchmarks/scale_run.py``
+on 2026-12-02 (8 parts, 4.2 GB CSR: write stage 7.30 GiB measured, 9.58 estimated with the
+whole CSR resident, 7.0 with this)."""
 IN_MEMORY_FEATURE_BYTES = 1 << 26
 """Stored features up to this size stay in RAM (partition.readers.features.IN_MEMORY_BYTES)."""
 HALO1_SHARE_PER_DOUBLING = 1.0
@@ -177,6 +185,16 @@ def csr_bytes(num_nodes: int, num_edges: int) -> int:
     return 8 * (num_nodes + 1) + 2 * num_edges * np.dtype(index_dtype(num_nodes)).itemsize
 
 
+def write_csr_bytes(num_nodes: int, num_edges: int, num_parts: int) -> int:
+    """Bytes of the CSR resident during the write stage: all of it below
+    :data:`partition.graph.spill.MAP_MIN_BYTES`, else WRITE_MAPPED_PARTS parts' share of it
+    (the write stage maps it from scratch and makes one pass per part)."""
+    graph = csr_bytes(num_nodes, num_edges)
+    if graph < MAP_MIN_BYTES:
+        return graph
+    return int(graph * min(1.0, WRITE_MAPPED_PARTS / max(num_parts, 1)))
+
+
 def partitioner_bytes(shape: RunShape) -> int:
     """The partitioner's own peak (bytes) on top of the CSR (module docstring)."""
     n, e = shape.num_nodes, shape.num_edges
@@ -246,7 +264,7 @@ def estimate_run(shape: RunShape) -> RunEstimate:
                           max(graph, partitioner_bytes(shape)) if shape.method == "kaminpar"
                           else graph + partitioner_bytes(shape)),
                       part_scratch, 0),
-        StageEstimate("write", common + graph + WRITE_FIXED_BYTES + WRITE_BYTES_PER_EDGE * e, 0,
+        StageEstimate("write", common + write_csr_bytes(n, e, shape.num_parts) + WRITE_FIXED_BYTES + WRITE_BYTES_PER_EDGE * e, 0,
                       output_bytes(shape)),
     ))
 

@@ -239,3 +239,18 @@ def test_a_mapped_feature_file_leaves_rss_block_by_block(tmp_path):
     assert resident_mib() < 40
     got = prepare_features(array_features(x, "x.npy"), FeatureOptions("float16", "none", None))
     assert resident_mib() < 40 and got.dtype == np.float16 and float(got[-1, -1]) == 1.0
+
+
+def test_write_stage_counts_a_mapped_csr_as_two_parts_share():
+    """Issue 12: the write stage maps a CSR of MAP_MIN_BYTES or more from scratch and
+    releases its pages part by part; a smaller one stays whole in RAM."""
+    from partition.estimate import WRITE_MAPPED_PARTS, csr_bytes, write_csr_bytes
+    from partition.graph.spill import MAP_MIN_BYTES
+
+    small = (10_000, 100_000)
+    assert csr_bytes(*small) < MAP_MIN_BYTES
+    assert write_csr_bytes(*small, 8) == csr_bytes(*small)
+    big = (25_000_000, 500_000_000)
+    assert write_csr_bytes(*big, 1) == csr_bytes(*big)
+    assert write_csr_bytes(*big, 8) == int(csr_bytes(*big) * WRITE_MAPPED_PARTS / 8)
+    assert write_csr_bytes(*big, 32) < write_csr_bytes(*big, 8)
