@@ -41,6 +41,17 @@ def whole_bytes(manifest: dict) -> int:
     return sum(rec["bytes"] for rec in manifest["files"].values())
 
 
+def where(smaps: dict[str, float], data: Path) -> dict[str, float]:
+    """Resident MiB at the end of training by kind: ``[anon]`` (heap: id maps, batches,
+    model), each shard file name (``x.npy``, ``indices.npy``, ... summed over parts), and
+    ``libs`` (everything else mapped: the imports)."""
+    out: dict[str, float] = {}
+    for path, mib in smaps.items():
+        key = path if path == "[anon]" else Path(path).name if path.startswith(str(data)) else "libs"
+        out[key] = out.get(key, 0.0) + mib
+    return out
+
+
 def rank_peak(args: argparse.Namespace, nodes: int, parts: int, mode: str, work: Path) -> dict:
     """Partition ``nodes`` into ``parts``, train on ``parts`` ranks; largest rank's peaks (MiB)."""
     spec = f"synthetic:nodes={nodes},features={args.features}"
@@ -51,7 +62,8 @@ def rank_peak(args: argparse.Namespace, nodes: int, parts: int, mode: str, work:
     got = train(a, data, parts, overrides + [f"train.max_steps_per_epoch={args.steps}"],
                 work / f"run-n{nodes}-p{parts}")
     above = [p - f for p, f in zip(got["peak"], got["fixed"], strict=True)]
-    return {"nodes": nodes, "parts": parts, "mode": mode, "peak_mib": max(got["peak"]),
+    top = max(range(parts), key=lambda r: got["train_peak"][r])
+    return {"where_mib": where(got["smaps"][top], data), "nodes": nodes, "parts": parts, "mode": mode, "peak_mib": max(got["peak"]),
             "train_peak_mib": max(got["train_peak"]), "fixed_mib": max(got["fixed"]),
             "above_imports_mib": max(above)}
 
@@ -92,6 +104,13 @@ def main() -> None:
         print(f"{r['parts']:>3} {r['mode']:<14} {r['nodes']:>10,} {r['fixed_mib']:>8.0f} "
               f"{r['train_peak_mib']:>8.0f} {r['peak_mib']:>8.0f} {per:>8.0f} "
               f"{shares[0]:>11} {shares[1]:>9}")
+    big = [r for r in rows if r["nodes"] == n2]
+    small = {r["parts"]: r for r in rows if r["nodes"] == n1}
+    keys = sorted({k for r in big for k in r["where_mib"]}, key=lambda k: -big[-1]["where_mib"].get(k, 0))
+    print(f"resident MiB at the end of training, growth {n1:,} -> {n2:,} nodes (largest rank):")
+    for r in big:
+        grow = {k: r["where_mib"].get(k, 0) - small[r["parts"]]["where_mib"].get(k, 0) for k in keys}
+        print(f"  P={r['parts']:<3} " + "  ".join(f"{k} {v:+.1f}" for k, v in grow.items() if abs(v) >= 0.5))
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "rss_share.json").write_text(json.dumps({"whole_mib": whole, "rows": rows}, indent=1))
     print(f"share: growth of the largest rank's peak over the growth of whole/P; train pk: before "

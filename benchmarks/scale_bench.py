@@ -101,7 +101,8 @@ def train(args: argparse.Namespace, data: Path, ranks: int, overrides: list[str]
     probes = [json.loads((run / "rss" / f"rss-rank{r}.json").read_text()) for r in range(ranks)]
     return {"epochs": epochs, "final": next(r for r in lines if r.get("event") == "final"),
             "peak": [p["peak_rss_mib"] for p in probes], "fixed": [p["after_imports_mib"] for p in probes],
-            "train_peak": [p.get("train_peak_rss_mib", p["peak_rss_mib"]) for p in probes]}
+            "train_peak": [p.get("train_peak_rss_mib", p["peak_rss_mib"]) for p in probes],
+            "smaps": [p.get("train_end_smaps_mib", {}) for p in probes]}
 
 
 def measure(args: argparse.Namespace, parts: int, mode: str, ranks: int, work: Path) -> Setting:

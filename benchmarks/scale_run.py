@@ -47,15 +47,20 @@ class Stage:
     wall_s: float = 0.0
     peak_rss_gib: list[float] = field(default_factory=list)
     machine_peak_used_gib: float = 0.0
+    disk_peak_gib: float = 0.0
+    """Most disk the stage added on the output's filesystem (scratch and output), GiB."""
     detail: dict = field(default_factory=dict)
     stdout: str = ""
 
 
 class MachineMemory:
-    """Peak of the machine's used memory while a stage runs (a sampling thread)."""
+    """Peak of the machine's used memory, and of the disk used on ``OUT``'s filesystem above
+    its level at the start, while a stage runs (a sampling thread, every 0.5 s)."""
 
     def __init__(self) -> None:
         self.peak = 0.0
+        self.disk_start = psutil.disk_usage(str(OUT)).used
+        self.disk_peak = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -63,6 +68,7 @@ class MachineMemory:
         while not self._stop.wait(0.5):
             vm = psutil.virtual_memory()
             self.peak = max(self.peak, (vm.total - vm.available) / 2**30)
+            self.disk_peak = max(self.disk_peak, (psutil.disk_usage(str(OUT)).used - self.disk_start) / 2**30)
 
     def __enter__(self) -> MachineMemory:
         self._thread.start()
@@ -89,7 +95,7 @@ def run_stage(name: str, argv: list[str], capture: bool = False) -> Stage:
     print(out, end="")
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed (exit {os.waitstatus_to_exitcode(status)}): {' '.join(argv)}")
-    return Stage(name, wall, [usage.ru_maxrss / 2**20], mem.peak, stdout=out)
+    return Stage(name, wall, [usage.ru_maxrss / 2**20], mem.peak, mem.disk_peak, stdout=out)
 
 
 def partition_flags(args: argparse.Namespace) -> list[str]:
@@ -114,7 +120,11 @@ def estimate(args: argparse.Namespace, data: Path) -> dict[str, float]:
                           "--dry-run"], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                          check=True, capture_output=True, text=True).stdout
     print(out, end="")
-    return {m[1]: float(m[2]) for m in re.finditer(r"^(read|csr|partition|write|total)\s+([\d.]+)", out, re.M)}
+    got = {m[1]: float(m[2]) for m in re.finditer(r"^(read|csr|partition|write|total)\s+([\d.]+)", out, re.M)}
+    disk = re.search(r"disk ([\d.]+) GiB", out)
+    if disk:
+        got["disk"] = float(disk[1])
+    return got
 
 
 def stage_peaks(summary: str) -> dict[str, float]:
@@ -199,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     how = f"METIS on {args.metis_max_edges:.3g} sampled edges" if p["method"] == "metis" else p["method"]
     print(f"partition: edge cut {p['edge_cut_ratio']:.3f} ({how}), train imbalance "
           f"{p['train_imbalance']:.3f}, edge imbalance {p['edge_imbalance']:.3f}, dataset {p['dataset_gib']:.1f} GiB")
+    print(f"disk: peak {stages[0].disk_peak_gib:.1f} GiB added during the partition stage (scratch + output), "
+          f"--dry-run {est.get('disk', float('nan')):.1f} GiB; dataset {p['dataset_gib']:.1f} GiB")
     print(f"{'partition stage':<17}{'wall s':>8}{'peak RSS GiB':>14}{'--dry-run GiB':>15}{'est/measured':>14}")
     peaks = dict(p["stage_peak_gib"], total=stages[0].peak_rss_gib[0])
     times = dict(p["timings_s"], total=stages[0].wall_s)

@@ -52,15 +52,20 @@ class OwnedGraph:
     """int64 [n_local] global degree"""
     owner: np.ndarray
     """int32 [n_local] rank owning each local node (``rank`` for inner nodes)."""
+    id_map: tuple[np.ndarray, np.ndarray] | None = None
+    """An ``idmap.build_map`` of ``global_ids[:k]`` (k >= num_inner) to local ids, shared
+    with the rank's :class:`~dist_train.sampling.fetch.RowStore` (one map, not two, over
+    the same ids); None: one over the inner nodes is built."""
 
     def __post_init__(self) -> None:
         # global -> local for inner nodes, built once: O(num_inner), this rank's own share
-        self._inner_map = build_map(np.ascontiguousarray(self.global_ids[: self.num_inner]), self.num_inner)
+        if self.id_map is None:
+            self.id_map = build_map(np.ascontiguousarray(self.global_ids[: self.num_inner]), self.num_inner)
 
     def inner_local(self, gids: np.ndarray) -> np.ndarray:
         """Local ids of global ids that are inner here; ValueError if one is not."""
-        pos = lookup(*self._inner_map, np.ascontiguousarray(gids, dtype=np.int64))
-        if np.any(pos < 0):
+        pos = lookup(*self.id_map, np.ascontiguousarray(gids, dtype=np.int64))
+        if np.any(pos < 0) or np.any(pos >= self.num_inner):
             raise ValueError("exact sampling: a node was sent to a rank that does not own it")
         return pos
 

@@ -36,11 +36,12 @@ class ExactBatches:
         if owner is None:
             raise ValueError("exact mode needs the owner of every local node (load_exact_graph)")
         ids = np.asarray(graph.global_ids)
+        self.store = RowStore(rank, ids, graph.num_inner, int(graph.x.shape[0]), graph.x)
+        # local ids are inner nodes first, then the cache: the rows' map finds inner nodes too
         owned = OwnedGraph(rank=rank, global_ids=ids, num_inner=graph.num_inner,
                            indptr=np.asarray(graph.indptr), indices=np.asarray(graph.indices),
-                           degree=np.asarray(graph.degree), owner=owner)
+                           degree=np.asarray(graph.degree), owner=owner, id_map=self.store.id_map)
         self.sampler = ExactSampler(owned, exchange, world_size, fanouts, replace, layout)
-        self.store = RowStore(rank, ids, graph.num_inner, int(graph.x.shape[0]), graph.x)
         self.y, self.world_size, self.exchange = graph.y, world_size, exchange
         self.stats = FetchStats()
 

@@ -35,6 +35,12 @@ class RowStore:
         self._rows = build_map(np.ascontiguousarray(self.global_ids[: self.num_feature_rows], dtype=np.int64),
                                self.num_feature_rows)
 
+    @property
+    def id_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``idmap.build_map`` of the stored rows' global ids to rows (inner rows first:
+        the exact sampler's ``OwnedGraph.id_map`` can be this one)."""
+        return self._rows
+
     def positions(self, gids: np.ndarray) -> np.ndarray:
         """int64 row of each global id in ``x``, -1 where this rank holds no row for it."""
         return lookup(*self._rows, np.ascontiguousarray(gids, dtype=np.int64))

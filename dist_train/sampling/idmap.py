@@ -5,7 +5,9 @@ owner finds its inner rows, the batch finds which neighbours it has seen, the ro
 fetch finds stored rows. Binary searches and sorts did this at O(n log n) per batch and
 were 87% of an exact batch's time (benchmarks/README.md, scale_bench); open addressing
 with linear probing makes each lookup O(1). Keys are int64 global ids >= 0; -1 marks an
-empty slot. A map holds at most half its slots, so probes stay short.
+empty slot. Values are int32 positions (a rank's rows, a batch's nodes: < 2^31), 12 bytes
+a slot instead of 16 (issue 15: a rank's maps are part of what grows with its share). A
+map holds at most half its slots, so probes stay short.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ def _slot(key, mask):
 @njit(cache=True, nogil=True)
 def build_map(keys, room):
     """Map ``keys[i] -> i`` for int64 ``keys`` (distinct, >= 0) with room for ``room``
-    keys in all (``room >= len(keys)``): (slot keys, slot values), both int64
-    [capacity], capacity a power of two >= 2 * room."""
+    keys in all (``room >= len(keys)``, ``room < 2^31``): (slot keys int64, slot values
+    int32), both [capacity], capacity a power of two >= 2 * room."""
     cap = _capacity(room)
     tk = np.full(cap, _EMPTY, dtype=np.int64)
-    tv = np.empty(cap, dtype=np.int64)
+    tv = np.empty(cap, dtype=np.int32)
     mask = cap - 1
     for i in range(keys.shape[0]):
         s = _slot(keys[i], mask)
