@@ -15,7 +15,7 @@ Per-stage peak RSS (N nodes, E raw input edges as the source lists them, F featu
   every node, or, when :func:`partition.graph.coarsen.contraction_target` contracts,
   CONTRACT_BYTES_PER_EDGE·E plus METIS on the target (edges scaled by target/N);
   ``--metis-max-edges M``: METIS on N nodes and M edges plus 16·M for the sample;
-  KaMinPar KAMINPAR_BYTES_PER_NODE·N + KAMINPAR_BYTES_PER_EDGE·E; random 0.
+  KaMinPar KAMINPAR_BYTES_PER_NODE·N + :func:`kaminpar_bytes_per_edge` (E/N)·E; random 0.
 * ``write`` = BASE + NODE_BYTES_PER_NODE·N + held + resident CSR + WRITE_FIXED
   + WRITE_BYTES_PER_EDGE·E (halo sets and the largest part's arrays); the resident CSR is
   the CSR below ``spill.MAP_MIN_BYTES``, else (memory-mapped, its pages released after
@@ -73,10 +73,15 @@ CONTRACT_BYTES_PER_EDGE = 0
 """Label propagation and the cluster graph, per raw input edge, beyond METIS on the target
 (within the measurement's noise at 9·10^6 edges)."""
 KAMINPAR_BYTES_PER_NODE = 64
-KAMINPAR_BYTES_PER_EDGE = 32
-"""KaMinPar (PyPI 3.7.3, 2 threads) resident per node and per input edge: 24 fitted at
-10^6 nodes / 9·10^6 edges, 32 at 2.5·10^7 nodes / 5.1·10^8 edges (the partition stage's
-18.2 GiB high-water mark of ``benchmarks/scale_run.py``, 2026-12-02); the larger kept."""
+KAMINPAR_EDGE_BYTES_AT = ((10.0, 25.0), (20.0, 65.0))
+"""KaMinPar (PyPI 3.7.3, 2 threads) resident bytes per input edge at two mean degrees
+(E/N, input edges per node), linear between and constant outside: its memory per edge
+grows with the degree. ``benchmarks/kaminpar_memory.py`` (2026-12-02, 8 parts): 27 and 25
+B/edge at E/N 9-10 (10^6 nodes / 9·10^6 edges, 10^7 / 10^8), 62-68 at E/N 20 (10^6 to
+10^7 nodes, 2·10^7 to 2·10^8 edges). One run outside that trend: 2.5·10^7 nodes / 5·10^8
+edges at E/N 20 (``benchmarks/scale_run.py``) peaked at ~35 B/edge, where this model
+over-states KaMinPar 1.8x (the estimate then asks for ``--ignore-memory-estimate`` on a 24
+GB machine the run fits in)."""
 KAMINPAR_BYTES_PER_NODE_PART = 20
 """KaMinPar per node and per part above 8 (its refinement keeps per-(node, block) state):
 fitted on one point, a numpy-made npy graph of 10^6 nodes / 10^7 edges in 32 parts
@@ -195,6 +200,13 @@ def write_csr_bytes(num_nodes: int, num_edges: int, num_parts: int) -> int:
     return int(graph * min(1.0, WRITE_MAPPED_PARTS / max(num_parts, 1)))
 
 
+def kaminpar_bytes_per_edge(mean_degree: float) -> float:
+    """KaMinPar's resident bytes per input edge at ``mean_degree`` input edges per node
+    (:data:`KAMINPAR_EDGE_BYTES_AT`, interpolated linearly, constant outside)."""
+    (d0, b0), (d1, b1) = KAMINPAR_EDGE_BYTES_AT
+    return float(np.interp(mean_degree, [d0, d1], [b0, b1]))
+
+
 def partitioner_bytes(shape: RunShape) -> int:
     """The partitioner's own peak (bytes) on top of the CSR (module docstring)."""
     n, e = shape.num_nodes, shape.num_edges
@@ -202,7 +214,7 @@ def partitioner_bytes(shape: RunShape) -> int:
         return 0
     if shape.method == "kaminpar":
         per_part = KAMINPAR_BYTES_PER_NODE_PART * n * max(0, shape.num_parts - 8)
-        return KAMINPAR_BYTES_PER_NODE * n + KAMINPAR_BYTES_PER_EDGE * e + per_part
+        return int(KAMINPAR_BYTES_PER_NODE * n + kaminpar_bytes_per_edge(e / max(n, 1)) * e + per_part)
     if shape.metis_max_edges is not None and shape.metis_max_edges < e:
         return metis_bytes(n, shape.metis_max_edges) + 16 * shape.metis_max_edges
     stored = n * shape.num_features * feature_itemsize(shape.feature_dtype)

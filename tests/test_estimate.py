@@ -254,3 +254,16 @@ def test_write_stage_counts_a_mapped_csr_as_two_parts_share():
     assert write_csr_bytes(*big, 1) == csr_bytes(*big)
     assert write_csr_bytes(*big, 8) == int(csr_bytes(*big) * WRITE_MAPPED_PARTS / 8)
     assert write_csr_bytes(*big, 32) < write_csr_bytes(*big, 8)
+
+
+def test_kaminpar_memory_per_edge_grows_with_the_mean_degree():
+    """Measured (benchmarks/kaminpar_memory.py): ~25 B/edge at 10 edges per node, ~65 at
+    20; the model interpolates, so a denser graph of as many edges needs more."""
+    from partition.estimate import RunShape, kaminpar_bytes_per_edge, partitioner_bytes
+
+    assert kaminpar_bytes_per_edge(5) == kaminpar_bytes_per_edge(10) == 25
+    assert kaminpar_bytes_per_edge(20) == kaminpar_bytes_per_edge(40) == 65
+    assert 25 < kaminpar_bytes_per_edge(15) < 65
+    sparse = RunShape(num_nodes=10_000_000, num_edges=100_000_000, num_features=1, method="kaminpar", num_parts=8)
+    dense = RunShape(num_nodes=5_000_000, num_edges=100_000_000, num_features=1, method="kaminpar", num_parts=8)
+    assert partitioner_bytes(dense) > 2 * partitioner_bytes(sparse) - 64 * 10_000_000
