@@ -76,9 +76,9 @@ KAMINPAR_BYTES_PER_NODE = 64
 KAMINPAR_EDGE_BYTES_AT = ((10.0, 25.0), (20.0, 65.0))
 """KaMinPar (PyPI 3.7.3, 2 threads) resident bytes per input edge at two mean degrees
 (E/N, input edges per node), linear between and constant outside: its memory per edge
-grows with the degree. ``benchmarks/kaminpar_memory.py`` (2026-12-02, 8 parts): 27 and 25
-B/edge at E/N 9-10 (10^6 nodes / 9·10^6 edges, 10^7 / 10^8), 62-68 at E/N 20 (10^6 to
-10^7 nodes, 2·10^7 to 2·10^8 edges). One run outside that trend: 2.5·10^7 nodes / 5·10^8
+grows with the degree. ``benchmarks/kaminpar_memory.py`` (2026-12-02, 8 parts): 28.8 and
+27.3 B/edge at E/N 9-10 (10^6 nodes / 9·10^6 edges, 10^7 / 10^8), 65.7-68.4 at E/N 20
+(10^6 to 10^7 nodes, 2·10^7 to 2·10^8 edges); the model is within 0.99-1.16 of each. One run outside that trend: 2.5·10^7 nodes / 5·10^8
 edges at E/N 20 (``benchmarks/scale_run.py``) peaked at ~35 B/edge, where this model
 over-states KaMinPar 1.8x (the estimate then asks for ``--ignore-memory-estimate`` on a 24
 GB machine the run fits in)."""
