@@ -167,10 +167,24 @@ def _dry_run(args: argparse.Namespace) -> int:
     shape, notes = _run_shape(args)
     if args.num_parts > shape.num_nodes:  # what the real run would refuse, refused here too
         raise InputError(f"--num-parts: {args.num_parts} is more than the graph's {shape.num_nodes} nodes")
-    if args.out is not None and Path(args.out).exists() and not args.force:
-        notes = [*notes, f"--out {args.out} exists: the real run needs --force to replace it"]
+    if args.out is not None:
+        notes = [*notes, *_out_notes(Path(args.out), args.force)]
     print(format_estimate(estimate_run(shape), shape, notes))
     return 0
+
+
+def _out_notes(out: Path, force: bool) -> list[str]:
+    """What the real run would say about ``--out`` before any work (``check_out_dir``'s
+    refusals, and --force needed), as dry-run notes; empty when it would go ahead."""
+    from partition.store.atomic_dir import check_out_dir
+
+    try:
+        check_out_dir(out, True)  # what even --force cannot get past: a file, not a dataset, ...
+    except InputError as err:
+        return [f"the real run would refuse: {err}"]
+    if (out.exists() or out.is_symlink()) and not force:
+        return [f"--out {out} exists: the real run needs --force to replace it"]
+    return []
 
 
 def _existing_parent(path: Path) -> Path:
@@ -187,7 +201,7 @@ def check_estimate(args: argparse.Namespace, out: Path) -> None:
 
     import psutil
 
-    from partition.estimate import estimate_run, gib, lowering_flags
+    from partition.estimate import disk_lowering_flags, estimate_run, gib, lowering_flags
 
     if args.input.partition(":")[0] in ("pt", "planetoid"):
         return  # small by nature, and their sizes need a full load: not worth reading twice
@@ -205,7 +219,8 @@ def check_estimate(args: argparse.Namespace, out: Path) -> None:
     free = shutil.disk_usage(parent).free
     if est.disk_bytes > free:
         raise InputError(f"estimated disk {gib(est.disk_bytes)} GiB exceeds the {gib(free)} GiB free "
-                         f"at {parent}; lower it with {lower} or pass --ignore-memory-estimate")
+                         f"at {parent}; lower it with {disk_lowering_flags(shape)} or pass "
+                         "--ignore-memory-estimate")
 
 
 def _partition(args: argparse.Namespace) -> int:

@@ -310,6 +310,21 @@ def lowering_flags(shape: RunShape) -> str:
     return ", ".join(flags)
 
 
+def disk_lowering_flags(shape: RunShape) -> str:
+    """The flags that lower the output and scratch disk, comma-separated, for the disk
+    refusal (``--memory-budget`` and the partitioner choices change memory, not disk)."""
+    flags = ["--feature-dtype float16"] if shape.feature_dtype == "float32" else []
+    if shape.halo_hops > 1:
+        flags.append("fewer --halo-hops")
+    if shape.halo_hops > 0:
+        flags.append("--halo-hops 0 --cache-budget")
+    elif shape.cache_budget > 0:
+        flags.append("a smaller --cache-budget")
+    if shape.memory_budget is not None:
+        flags.append("a larger --memory-budget (less scratch)")
+    return ", ".join(flags) or "an --out on a disk with more room"
+
+
 def gib(nbytes: int) -> str:
     """``nbytes`` as GiB with two decimals (powers of 1024)."""
     return f"{nbytes / 2**30:.2f}"

@@ -14,7 +14,11 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from partition.errors import InputError
+from partition.readers.features import check_features_header
+from partition.readers.source_checks import check_edge_index_header, check_labels_header
 
 CSV_SAMPLE_BYTES = 1 << 16
 """Decompressed bytes of edge.csv.gz / node-feat.csv.gz read to measure a line."""
@@ -62,6 +66,11 @@ def input_sizes(spec: str, root: str | None = None) -> InputSizes:
 
 def _header(path: Path) -> tuple[int, ...]:
     """The shape in a ``.npy`` header, C or Fortran order (the readers take both)."""
+    return _header_dtype(path)[0]
+
+
+def _header_dtype(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) in a ``.npy`` header; InputError when it is missing or unreadable."""
     from numpy.lib import format as npy_format
 
     if not path.is_file():
@@ -73,7 +82,8 @@ def _header(path: Path) -> tuple[int, ...]:
                     3: npy_format.read_array_header_2_0}.get(major)
             if read is None:
                 raise ValueError(f"unsupported .npy version {major}")
-            return tuple(read(f)[0])
+            shape, _, dtype = read(f)
+            return tuple(shape), np.dtype(dtype)
     except (OSError, ValueError) as err:
         raise InputError(f"{path}: cannot read as .npy ({err})") from None
 
@@ -81,11 +91,15 @@ def _header(path: Path) -> tuple[int, ...]:
 def _npy_sizes(d: Path) -> InputSizes:
     if not d.is_dir():
         raise InputError(f"--input npy:{d}: {d} is not a directory")
-    x, ei = _header(d / "x.npy"), _header(d / "edge_index.npy")
-    _header(d / "y.npy")  # required by the reader: missing or unreadable is said here too
-    if len(x) != 2 or len(ei) != 2 or ei[0] != 2:
-        raise InputError(f"{d}: expected x.npy (N, F) and edge_index.npy (2, E), got {x} and {ei}")
-    return InputSizes(x[0], ei[1], x[1], False)
+    # the reader's own shape and dtype rules, on the headers: what the real run would
+    # refuse at its start is refused here too (issue 12 review: a float edge_index, an
+    # object x.npy, a y.npy of the wrong length passed the dry run)
+    (x, xdt), (ei, eidt) = _header_dtype(d / "x.npy"), _header_dtype(d / "edge_index.npy")
+    y, ydt = _header_dtype(d / "y.npy")
+    check_edge_index_header(ei, eidt, str(d / "edge_index.npy"))
+    check_features_header(x, xdt, str(d / "x.npy"))
+    check_labels_header(y, ydt, x[0], str(d / "y.npy"), str(d / "x.npy"))
+    return InputSizes(x[0], ei[1], x[1], False, source_itemsize=int(xdt.itemsize))
 
 
 def _npz_sizes(data: Path) -> InputSizes:

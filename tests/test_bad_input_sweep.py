@@ -159,10 +159,13 @@ def _truncated_x_npy(out: Path) -> Path:
     """An npy source whose x.npy header says 10^6 x 10^6 float32 (4 TB) but holds no data."""
     import numpy.lib.format as npy_format
 
+    import numpy as np
+
     _npy_source(out)
     with open(out / "x.npy", "wb") as f:
         npy_format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
                                                "shape": (10**6, 10**6)})
+    np.save(out / "y.npy", np.zeros(10**6, dtype=np.int8))  # as many labels as x's rows
     return out
 
 

@@ -267,3 +267,43 @@ def test_kaminpar_memory_per_edge_grows_with_the_mean_degree():
     sparse = RunShape(num_nodes=10_000_000, num_edges=100_000_000, num_features=1, method="kaminpar", num_parts=8)
     dense = RunShape(num_nodes=5_000_000, num_edges=100_000_000, num_features=1, method="kaminpar", num_parts=8)
     assert partitioner_bytes(dense) > 2 * partitioner_bytes(sparse) - 64 * 10_000_000
+
+
+@pytest.mark.parametrize("file, value, says", [
+    ("y.npy", np.array([0, 1, 2]), "y.npy: 3 labels but"),
+    ("edge_index.npy", np.array([[0.0, 1.0], [1.0, 2.0]]), "expected integer node ids, got dtype float64"),
+    ("x.npy", np.array([[object()]] * 6, dtype=object), "object"),
+    ("y.npy", np.array(["a"] * 6), "expected integer labels"),
+    ("edge_index.npy", np.array([[0, 1, 2]]), "expected an edge_index of shape (2, E)"),
+])
+def test_dry_run_refuses_what_the_real_run_refuses(tmp_path, capsys, file, value, says):
+    """Issue 12 review: a y.npy of the wrong length, a float edge_index and an object x.npy
+    passed --dry-run (exit 0) and failed the real run; the headers' shapes and dtypes now
+    go through the reader's own rules, so both say the same line."""
+    src = _npy_dir(tmp_path / "src", truncate_x=False)
+    np.save(src / file, value, allow_pickle=True)
+    for extra in (["--dry-run"], ["--out", str(tmp_path / "out")]):
+        assert cli.main(["--input", f"npy:{src}", *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0] and file in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_notes_an_out_the_real_run_would_refuse(tmp_path, capsys):
+    """Issue 12 review: --out a regular file (even --force cannot replace it) or under a
+    file was noted wrongly or not at all; the note is now the real run's own refusal."""
+    plain = tmp_path / "file"
+    plain.write_text("x")
+    for out, says in ((plain, "exists and is not a directory"), (plain / "sub", "is not a directory")):
+        assert cli.main(["--input", "synthetic:nodes=100", "--dry-run", "--out", str(out), "--force"]) == 0
+        text = capsys.readouterr().out
+        assert "the real run would refuse: " in text and says in text, text
+    assert plain.read_text() == "x"
+
+
+def test_disk_refusal_names_options_that_lower_disk():
+    from partition.estimate import disk_lowering_flags
+
+    flags = disk_lowering_flags(replace(SHAPE, halo_hops=2))
+    assert "--feature-dtype float16" in flags and "--halo-hops 0" in flags
+    assert "--method kaminpar" not in flags and "--metis" not in flags

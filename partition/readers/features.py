@@ -99,15 +99,20 @@ def block_rows(num_cols: int, itemsize: int, budget: int | None = None) -> int:
     return max(1, (BLOCK_BYTES if budget is None else budget) // max(1, num_cols * itemsize))
 
 
+def check_features_header(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
+    """An (N, F >= 1) numeric (float, int or bool) feature matrix, from its shape and dtype
+    only (also ``--dry-run``'s check of a header); InputError otherwise."""
+    if len(shape) != 2:
+        raise InputError(f"{where}: expected a 2-D (nodes, features) array, got shape {shape}")
+    if shape[1] == 0:
+        raise InputError(f"{where}: has no feature columns (shape {shape})")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        raise InputError(f"{where}: expected numeric features, got dtype {dtype}")
+
+
 def array_features(x: np.ndarray, where: str) -> FeatureSource:
     """Wrap an (N, F) numeric array (a memmap is fine: blocks are read one at a time)."""
-    if x.ndim != 2:
-        raise InputError(f"{where}: expected a 2-D (nodes, features) array, got shape {x.shape}")
-    if x.shape[1] == 0:
-        raise InputError(f"{where}: has no feature columns (shape {x.shape})")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
-            or x.dtype == np.bool_):
-        raise InputError(f"{where}: expected numeric features, got dtype {x.dtype}")
+    check_features_header(tuple(x.shape), x.dtype, where)
     step = block_rows(x.shape[1], x.dtype.itemsize)
 
     def blocks() -> Iterator[tuple[int, np.ndarray]]:

@@ -26,10 +26,29 @@ UNLABELLED = -1
 
 def check_edge_index(edge_index: np.ndarray, where: str) -> None:
     """A (2, E) integer array, the layout PyG uses."""
-    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
-        raise InputError(f"{where}: expected an edge_index of shape (2, E), got shape {edge_index.shape}")
-    if not np.issubdtype(edge_index.dtype, np.integer):
-        raise InputError(f"{where}: expected integer node ids, got dtype {edge_index.dtype}")
+    check_edge_index_header(tuple(edge_index.shape), edge_index.dtype, where)
+
+
+def check_edge_index_header(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
+    """:func:`check_edge_index` on a shape and dtype only (``--dry-run`` reads headers)."""
+    if len(shape) != 2 or shape[0] != 2:
+        raise InputError(f"{where}: expected an edge_index of shape (2, E), got shape {shape}")
+    if not np.issubdtype(dtype, np.integer):
+        raise InputError(f"{where}: expected integer node ids, got dtype {dtype}")
+
+
+def check_labels_header(shape: tuple[int, ...], dtype: np.dtype, num_nodes: int, where: str,
+                        rows_where: str) -> None:
+    """:func:`check_labels`'s shape and dtype rules on a header (``--dry-run``): (N,) or
+    (N, 1) of a numeric dtype, N = ``num_nodes``; InputError with the real run's line."""
+    if len(shape) == 2 and shape[1] == 1:
+        shape = shape[:1]
+    if len(shape) != 1:
+        raise InputError(f"{where}: expected labels of shape (N,) or (N, 1), got shape {shape}")
+    if shape[0] != num_nodes:
+        raise InputError(f"{where}: {shape[0]} labels but {rows_where} has {num_nodes} rows")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        raise InputError(f"{where}: expected integer labels, got dtype {dtype}")
 
 
 def check_edge_ids(src: np.ndarray, dst: np.ndarray, num_nodes: int, where: str) -> None:
