@@ -78,9 +78,9 @@ KAMINPAR_EDGE_BYTES_AT = ((10.0, 25.0), (20.0, 65.0))
 (E/N, input edges per node), linear between and constant outside: its memory per edge
 grows with the degree. ``benchmarks/kaminpar_memory.py`` (2026-12-02, 8 parts): 28.8 and
 27.3 B/edge at E/N 9-10 (10^6 nodes / 9·10^6 edges, 10^7 / 10^8), 65.7-68.4 at E/N 20
-(10^6 to 10^7 nodes, 2·10^7 to 2·10^8 edges); the model is within 0.99-1.16 of each. One run outside that trend: 2.5·10^7 nodes / 5·10^8
-edges at E/N 20 (``benchmarks/scale_run.py``) peaked at ~35 B/edge, where this model
-over-states KaMinPar 1.8x (the estimate then asks for ``--ignore-memory-estimate`` on a 24
+(10^6 to 10^7 nodes, 2·10^7 to 2·10^8 edges); the model is within 0.99-1.16 of each.
+One run outside that trend: 2.5·10^7 nodes / 5·10^8 edges at E/N 20
+(``benchmarks/scale_run.py``) peaked at ~35 B/edge, where this model over-states KaMinPar 1.8x (the estimate then asks for ``--ignore-memory-estimate`` on a 24
 GB machine the run fits in)."""
 KAMINPAR_BYTES_PER_NODE_PART = 20
 """KaMinPar per node and per part above 8 (its refinement keeps per-(node, block) state):
@@ -93,7 +93,7 @@ WRITE_MAPPED_PARTS = 2.0
 """Parts' worth of a memory-mapped CSR resident in the write stage: the part being written
 and the rows its halo reads from other parts. Fitted on one point, ``benchmarks/scale_run.py``
 on 2026-12-02 (8 parts, 4.2 GB CSR: write stage 7.30 GiB measured, 9.58 estimated with the
-whole CSR resident, 7.0 with this)."""
+whole CSR resident, 6.60 with this: 0.90)."""
 IN_MEMORY_FEATURE_BYTES = 1 << 26
 """Stored features up to this size stay in RAM (partition.readers.features.IN_MEMORY_BYTES)."""
 HALO1_SHARE_PER_DOUBLING = 1.0
@@ -276,7 +276,8 @@ def estimate_run(shape: RunShape) -> RunEstimate:
                           max(graph, partitioner_bytes(shape)) if shape.method == "kaminpar"
                           else graph + partitioner_bytes(shape)),
                       part_scratch, 0),
-        StageEstimate("write", common + write_csr_bytes(n, e, shape.num_parts) + WRITE_FIXED_BYTES + WRITE_BYTES_PER_EDGE * e, 0,
+        StageEstimate("write", common + write_csr_bytes(n, e, shape.num_parts) + WRITE_FIXED_BYTES
+                      + WRITE_BYTES_PER_EDGE * e, 0,
                       output_bytes(shape)),
     ))
 
