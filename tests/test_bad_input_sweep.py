@@ -157,9 +157,8 @@ def _busy_run(root: Path) -> tuple[Path, subprocess.Popen]:
 
 def _truncated_x_npy(out: Path) -> Path:
     """An npy source whose x.npy header says 10^6 x 10^6 float32 (4 TB) but holds no data."""
-    import numpy.lib.format as npy_format
-
     import numpy as np
+    import numpy.lib.format as npy_format
 
     _npy_source(out)
     with open(out / "x.npy", "wb") as f:

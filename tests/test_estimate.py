@@ -276,7 +276,7 @@ def test_kaminpar_memory_per_edge_grows_with_the_mean_degree():
     ("y.npy", np.array(["a"] * 6), "expected integer labels"),
     ("edge_index.npy", np.array([[0, 1, 2]]), "expected an edge_index of shape (2, E)"),
 ])
-def test_dry_run_refuses_what_the_real_run_refuses(tmp_path, capsys, file, value, says):
+def test_dry_run_checks_the_npy_headers_as_the_reader_does(tmp_path, capsys, file, value, says):
     """Issue 12 review: a y.npy of the wrong length, a float edge_index and an object x.npy
     passed --dry-run (exit 0) and failed the real run; the headers' shapes and dtypes now
     go through the reader's own rules, so both say the same line."""

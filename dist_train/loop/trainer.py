@@ -198,7 +198,10 @@ class Trainer:
                  else weight / max(n, 1))
         try:
             logits = self.ddp(batch.x, batch.subgraph)
-            loss_sum = F.cross_entropy(logits, batch.y, reduction="sum")
+            # a zero-weight batch (a rank with no train node left) is a placeholder seed that
+            # may be unlabelled (y = -1): its loss counts nothing, only its collectives do
+            y = batch.y if weight else torch.zeros_like(batch.y)
+            loss_sum = F.cross_entropy(logits, y, reduction="sum")
             (loss_sum * scale).backward()
         except Exception as err:  # noqa: BLE001 - a user's model may raise anything mid-run
             raise user_model_failure(self.cfg.model.arch, err, epoch, step) from None
