@@ -173,6 +173,35 @@ def _cluster_graph(indptr: np.ndarray, indices: np.ndarray, adjw: np.ndarray, cl
     return out_ptr, out_idx, out_w
 
 
+def _bundle_isolated(isolated: np.ndarray, w: np.ndarray, cap: np.ndarray, order: np.ndarray,
+                     labels: np.ndarray) -> None:
+    """Group this level's edgeless vertices into clusters under ``cap``, in place.
+
+    ``isolated`` bool [n]; ``w`` int64 [n, C]; ``order`` int64 [n], the level's seeded
+    permutation; ``labels`` int64 [n]. Label propagation cannot move a vertex without
+    edges, so every one stayed a singleton: on a graph of many isolated nodes or small
+    components (2.5·10^6 nodes / 10^6 edges: 1.6·10^6 singletons after contraction)
+    METIS then spent 60 s of a 70 s partition on them in its initial partitioning, where
+    plain METIS took 2 s. They add nothing to the cut, so any grouping is as good as
+    another: consecutive runs of ``order``, each within ``cap`` in every quantity (a
+    vertex heavier than ``cap`` alone stays a singleton).
+    """
+    _bundle_members(order[isolated[order]], w, cap, labels)
+
+
+@njit(cache=True, nogil=True)
+def _bundle_members(members, w, cap, labels):
+    load = np.zeros(cap.shape[0], dtype=np.int64)
+    head = -1
+    for u in members:
+        if head < 0 or not _fits(load, w[u], cap):
+            head = u
+            load[:] = 0
+        for q in range(cap.shape[0]):
+            load[q] += w[u, q]
+        labels[u] = head
+
+
 def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
     """(int64 [n] labels renumbered 0..k-1 in increasing order, k): ``np.unique``'s inverse
     for labels in [0, n), from one bool mask and a cumsum instead of a sort's temporaries."""
@@ -207,6 +236,7 @@ def contract(csr: CSR, weights: np.ndarray, num_parts: int, max_nodes: int,
         order = rng.permutation(n).astype(np.int64, copy=False)
         labels = np.arange(n, dtype=np.int64)
         _label_propagation(indptr, indices, adjw, w, cap, order, LP_ROUNDS, labels, w.copy())
+        _bundle_isolated(np.diff(indptr) == 0, w, cap, order, labels)
         del order  # freed before the next level is built: that build is the peak
         cluster, nc = _relabel(labels)
         del labels
