@@ -119,11 +119,11 @@ def test_files_match_format_md(dataset):
 def test_failure_mid_write_leaves_nothing(graph, tmp_path, monkeypatch):
     calls = []
 
-    def boom(path, x, ids, hasher=None):
+    def boom(path, *args):
         calls.append(path)
         if len(calls) == 2:
             raise RuntimeError("disk on fire")
-        return real(path, x, ids, hasher)
+        return real(path, *args)
 
     real = fmt._write_features
     monkeypatch.setattr(fmt, "_write_features", boom)

@@ -23,6 +23,7 @@ import numpy as np
 
 from partition.errors import DatasetError
 from partition.store.atomic_dir import MARKER, atomic_dir, fsync_dir
+from partition.store.identity import graph_id
 from partition.store.npy_stream import FileRecord, IOThreads, NpyWriter, write_npy
 
 if TYPE_CHECKING:  # the reader must not import numba, pymetis or the writer's modules
@@ -79,11 +80,14 @@ def stored_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.uint16) if dtype.name == "bfloat16" else np.dtype(dtype)
 
 
-def _write_features(path: Path, x: np.ndarray, ids: np.ndarray,
-                    io: IOThreads | None = None) -> FileRecord:
+def _write_features(path: Path, x: np.ndarray, ids: np.ndarray, io: IOThreads | None = None,
+                    on_block: Callable[[np.ndarray], None] | None = None) -> FileRecord:
     """``x[ids]`` to ``path``, in blocks: read from the file behind a memory-mapped ``x``
     (:mod:`partition.store.rows`, so RSS holds a block, not the pages of every row), or
-    indexed from RAM (then a memmap's pages are dropped after each block)."""
+    indexed from RAM (then a memmap's pages are dropped after each block).
+
+    ``on_block(block)`` sees each block ([rows, F], the stored dtype) in order once it is
+    handed to the writer: the graph hash reads the rows while they are in memory anyway."""
     from partition.store.rows import row_blocks
 
     stored = stored_dtype(x.dtype)
@@ -92,6 +96,8 @@ def _write_features(path: Path, x: np.ndarray, ids: np.ndarray,
         step = max(1, GATHER_BYTES // max(1, stored.itemsize * x.shape[1]))
         for block in row_blocks(x, ids, step, stored):
             writer.write(block)
+            if on_block is not None:
+                on_block(block)
             release_pages(x)  # a no-op unless x is a memmap row_blocks could not read from
     except BaseException:
         writer.abort()
@@ -138,7 +144,11 @@ def release_rows(x: np.ndarray, lo: int, hi: int) -> None:
 
 def _write_part(root: Path, pg: PartGraph, part_id: int, graph: SourceGraph, degree: np.ndarray,
                 codes: np.ndarray, node_part: np.ndarray,
-                io: IOThreads) -> tuple[dict[str, FileRecord], dict]:
+                io: IOThreads) -> tuple[dict[str, FileRecord], dict, int]:
+    """Write part ``part_id``'s directory; return (file records, its ``parts[i]`` entry, the
+    sum mod 2^64 of its inner nodes' hashes for the graph id, :mod:`partition.store.graph_hash`)."""
+    from partition.store.graph_hash import PartHasher
+
     (root / part_dir(part_id)).mkdir()
     ids = pg.global_ids
     rows = ids[:pg.num_feature_rows]  # structure-only halo nodes have no x or y row
@@ -148,16 +158,17 @@ def _write_part(root: Path, pg: PartGraph, part_id: int, graph: SourceGraph, deg
               "halo_part": np.asarray(node_part[ids[pg.num_inner:]], dtype=np.int32)}
     for c, name in enumerate(SPLITS, start=1):
         arrays[f"{name}_idx"] = np.flatnonzero(inner_code == c).astype(np.int64)
+    hasher = PartHasher(ids, pg.num_inner, pg.indptr, pg.indices, arrays["y"][:pg.num_inner], inner_code)
     records = {part_file(part_id, name): write_npy(root / part_file(part_id, name), a, io=io,
                                                    dtype=np.int64 if name == "indices" else None,
                                                    block_rows=INDEX_BLOCK_BYTES // 8 if name == "indices" else None)
                for name, a in arrays.items()}
     records[part_file(part_id, "x")] = _write_features(root / part_file(part_id, "x"), graph.x,
-                                                       rows, io)
+                                                       rows, io, hasher.add_rows)
     summary = {"part_id": part_id, "num_inner": pg.num_inner, "num_halo": pg.num_halo,
                "num_feature_rows": pg.num_feature_rows, "num_edges": int(pg.indices.shape[0])}
     summary |= {f"num_{name}": int(arrays[f"{name}_idx"].shape[0]) for name in SPLITS}
-    return records, summary
+    return records, summary, hasher.part_sum()
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -185,6 +196,7 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
     """
     from partition.graph.halo import PartBuilder
     from partition.graph.partitioners import partition_stats
+    from partition.store.graph_hash import MASK64
 
     t0 = time.perf_counter()
     num_parts = int(parts.max()) + 1 if num_parts is None else num_parts
@@ -193,6 +205,7 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
         stats = partition_stats(csr, parts, codes == 1, num_parts)
     with atomic_dir(Path(out_dir), force) as tmp:
         builder, degree, summaries = PartBuilder(csr, parts, num_parts), csr.degree(), []
+        node_hash_sum = 0  # over parts, mod 2^64: any partitioning of the graph gives the same
         # One part at a time (built, written, dropped): a part's local CSR is the biggest
         # thing this stage holds (~6·10^6 edges at H=1 on the papers-shaped graph), and
         # building the next one while this one is written cost a second part in memory.
@@ -203,7 +216,8 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
             files = {NODE_PART: write_npy(tmp / NODE_PART, np.asarray(parts, dtype=np.int32), io=io)}
             for p in range(num_parts):
                 part = builder.build(p, hops, cache_budget, index_dtype)
-                records, summary = _write_part(tmp, part, p, graph, degree, codes, parts, io)
+                records, summary, part_sum = _write_part(tmp, part, p, graph, degree, codes, parts, io)
+                node_hash_sum = (node_hash_sum + part_sum) & MASK64
                 del part
                 release_pages(csr.indptr)  # a mapped CSR (spill.map_csr): this part's rows
                 release_pages(csr.indices)  # leave RSS before the next part reads its own
@@ -217,6 +231,7 @@ def write_dataset(out_dir: str | Path, graph: SourceGraph, csr: CSR, parts: np.n
         times = dict(timings or {}) | {"write": time.perf_counter() - t0}
         manifest = _manifest(graph, csr, num_parts, (hops, cache_budget), method, seed, stats,
                              summaries, times, files)
+        manifest["graph_id"] = graph_id(node_hash_sum, manifest)  # needs the graph-level fields
         _write_json(tmp / MANIFEST, manifest)
     return manifest
 
@@ -229,6 +244,7 @@ def _manifest(graph: SourceGraph, csr: CSR, num_parts: int, halo: tuple[int, flo
         "created_by": _created_by(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": graph.name,
+        "graph_id": None,  # set by write_dataset from the parts' node hashes (keeps its place here)
         "num_nodes": csr.num_nodes,
         "num_edges": csr.num_edges,
         "num_features": graph.num_features,

@@ -6,6 +6,13 @@ fields that say when and how fast it was written (``created_at``, ``created_by``
 an identical re-partition (same input, same settings, same seed: the partitioner is
 deterministic) has the same id and a checkpoint resumes on it; any other dataset differs.
 
+Graph identity (:func:`graph_id`): what stays when the partitioning goes. The writer sums
+a 64-bit hash per node (:mod:`partition.store.graph_hash`) and this module binds that sum
+to the graph-level fields (:data:`GRAPH_KEYS`); equal for every part count, method, seed,
+halo depth and cache budget of one input, different when a node's features (as stored:
+dtype and normalisation included), label, split or edges differ. ``giantgcn-predict``
+accepts a run trained on another partitioning of the same graph by it.
+
 Consistent opening: ``giantgcn-partition --force`` swaps a new directory in by rename
 (:mod:`partition.store.atomic_dir`). A rank that read the old manifest and then opened
 files by path could mix two versions, or fail half-way with ``FileNotFoundError``.
@@ -34,13 +41,37 @@ T = TypeVar("T")
 
 VOLATILE_KEYS = ("created_at", "created_by", "timings_s")
 """Manifest fields that differ between identical re-partitions (clock, version string)."""
+DERIVED_KEYS = ("graph_id",)
+"""Manifest fields computed from the files the manifest already checksums: left out of
+:func:`dataset_id` so a dataset keeps the id it had before the field existed."""
+GRAPH_KEYS = ("num_nodes", "num_edges", "num_features", "feature_dtype",
+              "feature_normalization", "num_classes")
+"""Manifest fields that belong to the graph, not to its partitioning: bound into the graph id
+(the dtype and normalisation change the stored bytes and what a model sees)."""
+GRAPH_ID_SCHEME = "giantgcn-graph-1"
+"""Names the per-node hash (partition.store.graph_hash); a new hash gets a new name."""
 
 
 def dataset_id(manifest: dict) -> str:
-    """16 hex digits of sha256 over the manifest minus :data:`VOLATILE_KEYS` (sorted keys)."""
-    stable = {k: v for k, v in manifest.items() if k not in VOLATILE_KEYS}
+    """16 hex digits of sha256 over the manifest minus :data:`VOLATILE_KEYS` and
+    :data:`DERIVED_KEYS` (sorted keys)."""
+    stable = {k: v for k, v in manifest.items() if k not in VOLATILE_KEYS + DERIVED_KEYS}
     blob = json.dumps(stable, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def graph_id(node_hash_sum: int, fields: dict) -> str:
+    """16 hex digits of sha256 over the sum of node hashes (an int in [0, 2^64)) and the
+    :data:`GRAPH_KEYS` of ``fields`` (the manifest being written). KeyError if one is missing."""
+    blob = json.dumps({"scheme": GRAPH_ID_SCHEME, "node_hash_sum": f"{node_hash_sum:016x}",
+                       **{k: fields[k] for k in GRAPH_KEYS}}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def manifest_graph_id(manifest: dict) -> str | None:
+    """The dataset's graph id; None for a dataset written before giantgcn recorded one."""
+    value = manifest.get("graph_id")
+    return str(value) if value else None
 
 
 @dataclass(frozen=True)
