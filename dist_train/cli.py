@@ -20,7 +20,7 @@ from dist_train.netsetup import InterfaceSetter
 from dist_train.report.cli import plot
 from dist_train.runtime.env import discover_world_from_os
 from dist_train.runtime.signals import EXIT_REQUEUE
-from partition.errors import InputError, print_error_line
+from partition.errors import InputError, print_error_line, reported_here
 from partition.progress import map_big_allocations
 
 __all__ = ["InterfaceSetter", "agree_on_setup", "main", "parse_args", "prepare_rank",
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(parse_args(argv))
     except InputError as err:
-        print_error_line(f"{PROG}: error: {err}")
+        if reported_here(err):  # an agreed set-up error: rank 0 prints it for every rank
+            print_error_line(f"{PROG}: error: {err}")
         return InputError.exit_code
     except Preempted as err:
         print_error_line(f"{PROG}: {err}; exiting with {EXIT_REQUEUE} so the job is requeued")

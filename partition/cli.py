@@ -294,11 +294,12 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from partition.store.format import load_manifest, verify_dataset
+    from partition.wording import counted
 
     verify_dataset(args.verify)
     m = load_manifest(args.verify)
     size = sum(f["bytes"] for f in m["files"].values())
-    print(f"{args.verify}: OK ({m['num_parts']} parts, {m['num_nodes']:,} nodes, "
+    print(f"{args.verify}: OK ({counted(m['num_parts'], 'part')}, {m['num_nodes']:,} nodes, "
           f"{m['num_edges']:,} edges; {len(m['files'])} files, {size:,} bytes checked)")
     return 0
 

@@ -25,6 +25,23 @@ class DatasetError(InputError):
     """A dataset directory that is missing, incomplete, corrupt or of another version."""
 
 
+class AgreedError(InputError):
+    """An error every rank of a job raises alike (set-up failures gathered from all ranks).
+
+    ``reporter`` is True on the one rank that prints it: under torchrun every rank's stderr
+    is the same terminal, and a line per rank said the same thing W times.
+    """
+
+    def __init__(self, message: str, reporter: bool) -> None:
+        super().__init__(message)
+        self.reporter = reporter
+
+
+def reported_here(err: InputError) -> bool:
+    """Whether this process prints ``err``: always, unless another rank prints it for all."""
+    return not isinstance(err, AgreedError) or err.reporter
+
+
 def print_error_line(line: str) -> None:
     """Write ``line`` and its newline to stderr in one write.
 

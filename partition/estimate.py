@@ -58,6 +58,7 @@ from partition.graph.coarsen import contraction_target, metis_bytes
 from partition.graph.csr import csr_scratch_bytes, csr_stage_bytes
 from partition.graph.csr_external import index_dtype
 from partition.graph.spill import MAP_MIN_BYTES
+from partition.wording import counted
 
 BASE_RSS_BYTES = 165 << 20
 """Interpreter, numpy, numba (and its compiled kernels), pymetis, tqdm: resident before any data."""
@@ -334,8 +335,8 @@ def gib(nbytes: int) -> str:
 def format_estimate(est: RunEstimate, shape: RunShape, notes: list[str]) -> str:
     """The ``--dry-run`` report: one row per stage, the totals, notes, and the lowering options."""
     lines = [f"estimate for {shape.num_nodes:,} nodes, {shape.num_edges:,} input edges, "
-             f"{shape.num_features} features x {shape.feature_dtype}, {shape.num_parts} parts, "
-             f"method {shape.method}, halo {shape.halo_hops} hop(s)",
+             f"{shape.num_features} features x {shape.feature_dtype}, {counted(shape.num_parts, 'part')}, "
+             f"method {shape.method}, halo {counted(shape.halo_hops, 'hop')}",
              f"{'stage':<10} {'peak RSS GiB':>13} {'scratch GiB':>12} {'output GiB':>11}"]
     for s in est.stages:
         lines.append(f"{s.name:<10} {gib(s.peak_rss_bytes):>13} {gib(s.scratch_bytes):>12} "

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
+from partition.wording import counted
+
 TICK_S = 1.0
 """How often a bar without units (METIS, reading) refreshes its elapsed time."""
 
@@ -200,7 +202,7 @@ def summary_table(manifest: dict, out_dir: str, peak_rss: int,
     lines += [
         f"edge cut: {100 * manifest['edge_cut_ratio']:.2f}% ({manifest['edge_cut']:,} of "
         f"{manifest['num_edges']:,} edges), method {manifest['method']}, "
-        f"halo {manifest['halo_hops']} hop(s)",
+        f"halo {counted(manifest['halo_hops'], 'hop')}",
         f"imbalance (max/mean): inner nodes {manifest['node_imbalance']:.3f}, "
         f"edges {manifest['edge_imbalance']:.3f}, train nodes {manifest['train_imbalance']:.3f}",
         *_balance_warnings(manifest),
@@ -214,7 +216,7 @@ def summary_table(manifest: dict, out_dir: str, peak_rss: int,
         f"peak memory: {human_bytes(peak_rss)}" + (
             " (by stage: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in rss_by_stage.items()) + ")"
             if rss_by_stage else ""),
-        f"wrote {out_dir}: {manifest['num_parts']} parts, {len(manifest['files'])} files, "
+        f"wrote {out_dir}: {counted(manifest['num_parts'], 'part')}, {len(manifest['files'])} files, "
         f"{human_bytes(total_bytes)}",
     ]
     return "\n".join(lines)

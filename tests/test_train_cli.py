@@ -142,16 +142,19 @@ def test_resume_without_a_checkpoint_is_a_one_line_error(data, tmp_path):
     assert error_lines(res.stderr, ERR) == [f"{ERR}rank 0: --resume: no checkpoint in {tmp_path / 'run' / 'checkpoints'}"]
 
 
-# ---- bad input: one line, non-zero exit, on every rank, no hang ---------------------------
+# ---- bad input: one line, non-zero exit on every rank, no hang ---------------------------
 
 BAD = {
     "unknown_key": (["train.epochz=3"], "train.epochz: unknown key (did you mean train.epochs?)"),
     "wrong_type": (["optim.lr=fast"], "optim.lr: expected float, got 'fast'"),
     "fanouts_vs_layers": (["sampler.fanouts=[5,5,5]"],
                           "model.num_layers: 2 does not match sampler.fanouts [5, 5, 5] (3 layers)"),
-    "fewer_parts_than_ranks": ([], "--data: the dataset has 1 parts but 2 ranks were started"),
+    "fewer_parts_than_ranks": ([], "--data: the dataset has 1 part but 2 ranks were started"),
     "corrupt_dataset": ([], "part-00000/y.npy: sha256 does not match the manifest"),
 }
+AGREED = ("fewer_parts_than_ranks", "corrupt_dataset")
+"""Set-up errors gathered from every rank: printed once (rank 0), not once per rank. The
+others fail before the ranks can talk (the config), so each rank says it."""
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +175,7 @@ def test_bad_input_under_torchrun_is_one_line_and_a_nonzero_exit(data, bad_data,
     lines = error_lines(res.stderr, ERR)
     assert res.returncode != 0 and seconds < 60
     assert lines and all(expected in line for line in lines), res.stderr[-3000:]
+    assert case not in AGREED or len(lines) == 1, res.stderr[-3000:]
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 

@@ -18,6 +18,7 @@ from dist_train.data.feature_view import feature_rows_only
 from dist_train.data.merge import merged_csr, merged_node_rows
 from partition import load_partition
 from partition.errors import InputError
+from partition.wording import counted
 
 
 @dataclass
@@ -66,8 +67,8 @@ def assign_parts(part_train_counts: list[int], world_size: int) -> list[list[int
         raise InputError(f"world size {world_size} is not >= 1")
     if num_parts < world_size:
         raise InputError(
-            f"--data: the dataset has {num_parts} parts but {world_size} ranks were started; "
-            f"partition into at least {world_size} parts (--num-parts)"
+            f"--data: the dataset has {counted(num_parts, 'part')} but {counted(world_size, 'rank')} "
+            f"were started; partition into at least {counted(world_size, 'part')} (--num-parts)"
         )
     order = sorted(range(num_parts), key=lambda p: (-part_train_counts[p], p))
     load = [0] * world_size

@@ -19,8 +19,9 @@ from dist_train.model.custom import is_custom, probe_model
 from dist_train.model.models import build_model
 from dist_train.runtime.env import World
 from partition import load_manifest, verify_dataset
-from partition.errors import InputError
+from partition.errors import AgreedError, InputError
 from partition.store.identity import open_consistently
+from partition.wording import counted
 
 
 def prepare_rank(cfg: Config, world: World,
@@ -93,13 +94,15 @@ def warn_if_halo_short(manifest: dict, cfg: Config) -> None:
 
 
 def agree_on_setup(error: str | None, world: World) -> None:
-    """Every rank learns whether any rank failed set-up, and raises the same InputError."""
+    """Every rank learns whether any rank failed set-up, and raises the same error: an
+    :class:`partition.errors.AgreedError` (an InputError) that rank 0 alone prints."""
     errors: list[str | None] = [None] * world.world_size
     dist.all_gather_object(errors, error)
     failed = [(r, e) for r, e in enumerate(errors) if e]
     if failed:
         r, e = failed[0]
-        raise InputError(f"rank {r}: {e}" + (f" (and {len(failed) - 1} more ranks failed)" if len(failed) > 1 else ""))
+        more = f" (and {counted(len(failed) - 1, 'more rank')} failed)" if len(failed) > 1 else ""
+        raise AgreedError(f"rank {r}: {e}{more}", reporter=world.rank == 0)
 
 
 def check_user_model(cfg: Config, graph: LocalGraph, num_classes: int) -> None:

@@ -32,8 +32,9 @@ from dist_train.predict.outputs import DTYPES, open_work, work_dir, write_predic
 from dist_train.runtime import process_group as pg
 from dist_train.runtime.env import discover_world_from_os
 from partition import load_manifest, load_partition, verify_dataset
-from partition.errors import InputError, print_error_line
+from partition.errors import InputError, print_error_line, reported_here
 from partition.store.atomic_dir import check_out_dir
+from partition.wording import counted
 
 PROG = "giantgcn-predict"
 
@@ -128,11 +129,13 @@ def _predict(args, world, manifest, weights, plan, device) -> tuple[dict, float]
     return out, compute_s
 
 
-def _summary(out: Path, manifest: dict, seconds: float, world_size: int) -> str:
+def summary(out: Path, manifest: dict, seconds: float, world_size: int) -> str:
+    """The two closing lines (rank 0 prints them): what was scored, how fast, from which
+    weights, what was reused, and the files written. ``manifest``: the prediction manifest."""
     n = manifest["dataset"]["num_nodes"]
     files = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in manifest["files"].items())
-    return (f"{PROG}: scored {n:,} nodes in {seconds:.1f} s ({n / max(seconds, 1e-9):,.0f} nodes/s, "
-            f"{world_size} rank(s)); weights {manifest['weights']['which']} from "
+    return (f"{PROG}: scored {counted(n, 'node')} in {seconds:.1f} s ({n / max(seconds, 1e-9):,.0f} nodes/s, "
+            f"{counted(world_size, 'rank')}); weights {manifest['weights']['which']} from "
             f"{manifest['weights']['file']}; reused {manifest['reused'][0]} of {manifest['reused'][1]} "
             f"(layer, part) results of an earlier run\n{PROG}: wrote {out}/: {files}")
 
@@ -153,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         out, _ = _predict(args, world, manifest, weights, plan, device)
         pg.barrier()
         if world.rank == 0:
-            print(_summary(Path(args.out), out, time.perf_counter() - t0, world.world_size))
+            print(summary(Path(args.out), out, time.perf_counter() - t0, world.world_size))
         return 0
     finally:
         gc.collect()
@@ -164,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(parse_args(argv))
     except InputError as err:
-        print_error_line(f"{PROG}: error: {err}")
+        if reported_here(err):  # an agreed set-up error: rank 0 prints it for every rank
+            print_error_line(f"{PROG}: error: {err}")
         return InputError.exit_code
     except pg.DistributedError as err:
         print_error_line(f"{PROG}: error: {' '.join(str(err).split())}")
