@@ -49,7 +49,7 @@ from dist_train.runtime.env import World, discover_world_from_os
 from dist_train.runtime.process_group import DistributedError
 from dist_train.runtime.signals import StopFlag, stop_handlers
 from partition.errors import InputError
-from partition.store.identity import dataset_id
+from partition.store.identity import dataset_id, manifest_graph_id
 
 __all__ = ["DistributedError", "DivergenceError", "InputError", "Preempted", "resolve_config", "train"]
 
@@ -155,6 +155,15 @@ def _setup(cfg: Config, world: World, run_dir: Path, resume: bool,
     return graph, manifest, data_id
 
 
+def run_identity(manifest: dict, data_id: str, cfg: Config) -> dict[str, str]:
+    """What a checkpoint records of what it was trained on: the dataset id (a resume must
+    match it), the graph id when the dataset has one (``giantgcn-predict`` accepts another
+    partitioning of that graph), the config hash."""
+    ident = {"dataset": data_id, "config": config_hash(cfg)}
+    graph = manifest_graph_id(manifest)
+    return ident | ({"graph": graph} if graph else {})
+
+
 def _write_config(cfg: Config, run_dir: Path) -> None:
     with writing(run_dir / "config.yaml", "nothing trained yet"):
         save_config(cfg, run_dir / "config.yaml")
@@ -175,8 +184,7 @@ def _run(cfg: Config, world: World, device: torch.device, run_dir: Path, resume:
             warn_if_halo_short(manifest, cfg)
         pg.barrier()
         trainer = Trainer(cfg, graph, int(manifest["num_classes"]), world.rank, world.world_size,
-                          device, run_dir, stop=stop,
-                          identity={"dataset": data_id, "config": config_hash(cfg)})
+                          device, run_dir, stop=stop, identity=run_identity(manifest, data_id, cfg))
         final = trainer.fit()
         if world.rank == 0 and cfg.train.plot:
             plot_after_run(run_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -35,10 +36,13 @@ def _partition(out: Path, spec: str, parts: int, hops: int, root: str | None = N
     assert res.returncode == 0, res.stderr[-2000:]
 
 
-def _predict(data: Path, run_dir: Path, out: Path, *extra: str) -> str:
-    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node=2", "-m", "dist_train.predict",
-           "--data", str(data), "--run-dir", str(run_dir), "--out", str(out), "--logits", "--quiet", *extra]
-    res = run(cmd, timeout=400)
+def _predict_cmd(data: Path, run_dir: Path, out: Path, *extra: str, nproc: int = 2) -> list[str]:
+    return [str(BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}", "-m", "dist_train.predict",
+            "--data", str(data), "--run-dir", str(run_dir), "--out", str(out), "--logits", "--quiet", *extra]
+
+
+def _predict(data: Path, run_dir: Path, out: Path, *extra: str, nproc: int = 2) -> str:
+    res = run(_predict_cmd(data, run_dir, out, *extra, nproc=nproc), timeout=400)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     return res.stdout
 
@@ -162,3 +166,63 @@ def test_sigkill_of_one_rank_mid_layer_then_rerun(tmp_path):
     reused = int(stdout.split("reused ")[1].split(" of")[0])
     assert 5 <= reused < 8  # layer 0 (4 parts) and at least one part of layer 1 were not recomputed
     assert _digests(out) == _digests(whole)
+
+
+SMALL = "synthetic:nodes=1500,features=8,classes=3,degree=6"
+
+
+def _agree(got: Path, want: Path) -> None:
+    """Same logits per global node id (float tolerance), same class wherever the top two
+    logits are apart by more than that tolerance."""
+    a, b = np.load(got / "logits.npy"), np.load(want / "logits.npy")
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1e-4
+    top2 = np.sort(b, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-4
+    assert clear.mean() > 0.9
+    pa, pb = np.load(got / "predictions.npy"), np.load(want / "predictions.npy")
+    assert np.array_equal(pa[clear], pb[clear])
+
+
+@pytest.mark.multiproc
+@pytest.mark.slow
+def test_a_run_predicts_on_another_partitioning_of_its_graph(tmp_path):
+    """Trained on 4 METIS parts (H=0); scored on them, on 3 random parts (H=1) by 2 ranks and
+    on 1 part by 1 rank: the same predictions per node, one line saying so; a graph that
+    differs in its edges is refused in one line, and a set-up error under torchrun is printed
+    once, counted in the singular (issue: "1 parts", a line per rank)."""
+    data, run_dir = tmp_path / "ds4", tmp_path / "run"
+    _partition(data, SMALL, 4, 0)
+    res = run([sys.executable, "-m", "dist_train", "--data", str(data), "--out", str(run_dir), *TRAIN],
+              timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name, parts, hops, method in (("ds3", 3, 1, "random"), ("ds1", 1, 0, "metis")):
+        res = run([sys.executable, "-m", "partition", "--input", SMALL, "--num-parts", str(parts),
+                   "--halo-hops", str(hops), "--method", method, "--out", str(tmp_path / name), "--quiet"],
+                  timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+    assert len({load_manifest(tmp_path / d)["graph_id"] for d in ("ds4", "ds3", "ds1")}) == 1
+    assert len({manifest_id(tmp_path / d) for d in ("ds4", "ds3", "ds1")}) == 3
+
+    own = _predict(data, run_dir, tmp_path / "p4")
+    assert "another partitioning" not in own
+    three = _predict(tmp_path / "ds3", run_dir, tmp_path / "p3")
+    one = _predict(tmp_path / "ds1", run_dir, tmp_path / "p1", nproc=1)
+    for out, text, parts in ((three, "p3", "3 parts"), (one, "p1", "1 part")):
+        notes = [ln for ln in out.splitlines() if "another partitioning" in ln]
+        assert len(notes) == 1 and f"({parts})" in notes[0], out  # rank 0 alone says it
+        _agree(tmp_path / text, tmp_path / "p4")
+    assert "1 rank)" in one and "2 ranks)" in three and "rank(s)" not in one + three
+
+    # another graph (one more neighbour per node on average): neither id matches
+    _partition(tmp_path / "other", "synthetic:nodes=1500,features=8,classes=3,degree=7", 3, 0)
+    res = run(_predict_cmd(tmp_path / "other", run_dir, tmp_path / "po"), timeout=400)
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("giantgcn-predict: error:")]
+    assert res.returncode != 0 and len(errors) == 1, res.stderr[-3000:]
+    assert not re.search(r'File ".*/(dist_train|partition)/[^"]*\.py", line', res.stderr)  # torchrun's own only
+    assert "not the dataset run" in errors[0] and "nor the same graph" in errors[0]
+    assert "(and 1 more rank failed)" in errors[0]
+    # the same graph in 1 part, 2 ranks started: refused once, in the singular
+    res = run(_predict_cmd(tmp_path / "ds1", run_dir, tmp_path / "px"), timeout=400)
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("giantgcn-predict: error:")]
+    assert res.returncode != 0 and len(errors) == 1, res.stderr[-3000:]
+    assert "the dataset has 1 part but 2 ranks were started" in errors[0]

@@ -368,8 +368,10 @@ class Trainer:
                          note="no validation nodes: nothing to validate on; the model is the last epoch's")
         buf = io.BytesIO()
         if self.rank == 0:
+            # identity too: giantgcn-predict checks --data against it even when the run's
+            # checkpoints were pruned or deleted
             torch.save({"model": self.model.state_dict(), "best_model": self.best_state,
-                        "config": config_to_dict(self.cfg)}, buf)
+                        "config": config_to_dict(self.cfg), "identity": self.identity}, buf)
         model_pt = self.run_dir / "model.pt"
         self.write_rank0(model_pt, atomic_write, model_pt, buf.getvalue())
         self.write_rank0(self.metrics.path, self.metrics.write, final, self.pos.global_step)

@@ -90,6 +90,7 @@ def _info(args: argparse.Namespace, manifest: dict, w: RunWeights) -> dict:
             "run": str(Path(args.run).resolve()), "weights": {"file": str(w.source.resolve()),
                                                                "which": w.which, "sha256": w.sha256},
             "dataset": {"path": str(Path(args.data).resolve()), "manifest_id": manifest_id(args.data),
+                        "graph_id": manifest.get("graph_id"), "num_parts": manifest["num_parts"],
                         "source": manifest.get("source"), "num_nodes": manifest["num_nodes"],
                         "num_classes": manifest["num_classes"]}}
 
@@ -153,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             error = str(err)
         agree_on_setup(error, world)
         manifest, weights, plan = setup
+        if world.rank == 0 and weights.note:  # every rank found the same: say it once
+            print(f"{PROG}: {weights.note}", flush=True)
         out, _ = _predict(args, world, manifest, weights, plan, device)
         pg.barrier()
         if world.rank == 0:

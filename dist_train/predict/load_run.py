@@ -3,9 +3,14 @@
 A run directory (``giantgcn-train --out RUN``) holds ``config.yaml`` (the resolved config),
 ``model.pt`` (final and best weights, written when training ends) and ``checkpoints/``
 (``ckpt-eEEEEEE-sSSSSSSSS.pt`` with a ``.sha256`` sidecar, carrying the dataset's manifest
-id). Every mismatch is one line naming the flag: a run that is not one, a checkpoint
-that is missing or damaged, weights of another model shape, a dataset that is not the
-run's.
+id and graph id). Every mismatch is one line naming the flag: a run that is not one, a
+checkpoint that is missing or damaged, weights of another model shape, a dataset that is
+not the run's.
+
+A dataset is the run's when its manifest id is the one the run trained on, or when it is
+another partitioning of the same graph (equal graph ids, FORMAT.md): part count, method,
+halo depth and cache budget change how the work is spread over ranks, not what the exact
+layer-wise prediction computes, so a run trained on 8 parts predicts on 2.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from dist_train.config.schema import Config, load_config
 from dist_train.loop.checkpoint import checkpoint_dir, list_checkpoints
 from dist_train.model.models import build_model
 from partition.errors import InputError
-from partition.store.identity import dataset_id
+from partition.store.identity import dataset_id, manifest_graph_id
+from partition.wording import counted
 
 
 @dataclass
@@ -37,6 +43,8 @@ class RunWeights:
     """``best`` (best validation epoch), ``final`` or ``checkpoint``."""
     sha256: str
     """Of the weights file: the prediction manifest names it."""
+    note: str | None = None
+    """A line for the user when --data is another partitioning of the run's graph."""
 
 
 def manifest_id(data_dir: str | Path) -> str:
@@ -48,6 +56,12 @@ def manifest_id(data_dir: str | Path) -> str:
 def _trained_on(ident: dict) -> str | None:
     # "dataset" since issue 16; older checkpoints kept the manifest's bytes hash as "manifest"
     value = ident.get("dataset") or ident.get("manifest")
+    return str(value) if value else None
+
+
+def _trained_on_graph(ident: dict) -> str | None:
+    """The run's graph id; None in runs trained before giantgcn recorded one."""
+    value = ident.get("graph")
     return str(value) if value else None
 
 
@@ -84,8 +98,8 @@ def _weights_file(run: Path, checkpoint: str | None) -> tuple[Path, str]:
     return path, "--run"
 
 
-def _run_dataset_id(run: Path) -> str | None:
-    """The manifest id the run trained on, from its newest checkpoint (None if none says)."""
+def _run_identity(run: Path) -> dict | None:
+    """The ``identity`` of the run's newest checkpoint that names a dataset (None if none does)."""
     for ref in reversed(list_checkpoints(run)):
         try:
             state = torch.load(ref.path, map_location="cpu", weights_only=False)
@@ -93,8 +107,33 @@ def _run_dataset_id(run: Path) -> str | None:
             continue
         ident = state.get("identity") if isinstance(state, dict) else None
         if isinstance(ident, dict) and _trained_on(ident):
-            return _trained_on(ident)
+            return ident
     return None
+
+
+def check_dataset(run: Path, data_dir: str | Path, manifest: dict, ident: dict | None) -> str | None:
+    """Whether ``--data`` may be scored with a run that trained on ``ident`` (its checkpoint's
+    ``identity``; None when the run records none, then anything is accepted as before).
+
+    Returns None for the run's own dataset, a line saying so for another partitioning of
+    its graph (equal graph ids); raises InputError, one line, when neither matches.
+    """
+    trained_on = _trained_on(ident) if ident else None
+    here = manifest_id(data_dir)
+    if not trained_on or trained_on == here:
+        return None
+    graph, run_graph = manifest_graph_id(manifest), _trained_on_graph(ident or {})
+    if graph and graph == run_graph:
+        return (f"--data {data_dir}: another partitioning ({counted(int(manifest['num_parts']), 'part')}) "
+                f"of the graph run {run} was trained on (graph id {graph}); predicting on it")
+    if graph and run_graph:
+        why = f"nor the same graph (graph id {graph}, the run's {run_graph})"
+    elif run_graph:
+        why = "and it has no graph id (written before giantgcn recorded one): re-partition it to compare graphs"
+    else:
+        why = "and the run records no graph id (trained before giantgcn recorded one)"
+    raise InputError(f"--data {data_dir}: not the dataset run {run} was trained on (manifest id "
+                     f"{here}, the run's {trained_on}), {why}")
 
 
 def load_run(run: str | Path, checkpoint: str | None, data_dir: str | Path, manifest: dict) -> RunWeights:
@@ -120,8 +159,7 @@ def load_run(run: str | Path, checkpoint: str | None, data_dir: str | Path, mani
         first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
         raise InputError(f"{flag} {path}: weights of another model shape or dataset ({first})") from None
     ident = state.get("identity") if isinstance(state.get("identity"), dict) else None
-    trained_on = _trained_on(ident) if ident else _run_dataset_id(run)
-    if trained_on and trained_on != manifest_id(data_dir):
-        raise InputError(f"--data {data_dir}: not the dataset run {run} was trained on (manifest id "
-                         f"{manifest_id(data_dir)}, the run's {trained_on})")
-    return RunWeights(cfg=cfg, model=model, source=path, which=which, sha256=digest)
+    if not (ident and _trained_on(ident)):  # model.pt of an older giantgcn: ask the checkpoints
+        ident = _run_identity(run)
+    note = check_dataset(run, data_dir, manifest, ident)
+    return RunWeights(cfg=cfg, model=model, source=path, which=which, sha256=digest, note=note)
