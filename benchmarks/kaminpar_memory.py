@@ -7,7 +7,7 @@ just before the call (``/proc/self/clear_refs``), so ``kaminpar GiB`` is KaMinPa
 above what was resident before it, plus the parked CSR (which a real run does not hold
 then either). The model's figure is :func:`partition.estimate.partitioner_bytes`.
 
-    PYTHONPATH=. python benchmarks/kaminpar_memory.py [--graphs 1000000:40.8 5000000:40.8 ...]
+    PYTHONPATH=. python benchmarks/kaminpar_memory.py [--graphs 1000000:40.8 1000000:u10 ...]
 
 Needs Linux (``/proc``) and the ``kaminpar`` package; the largest default graph needs ~14 GB.
 """
@@ -24,7 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_GRAPHS = ["1000000:18", "1000000:40.8", "2500000:40.8", "5000000:40.8", "10000000:20",
                   "10000000:40.8"]
-"""nodes:degree of the synthetic generator (degree 40.8 gives ~20 undirected edges per node)."""
+"""nodes:degree of the synthetic generator (degree 40.8 gives ~20 undirected edges per node);
+``nodes:uD`` is a graph of ``D·nodes/2`` edges between uniform random ends instead (no
+locality, as a graph made with numpy)."""
 
 _CHILD = r"""
 import json, sys
@@ -40,8 +42,13 @@ def hwm_kib():
             return int(line.split()[1])
 
 n, degree, parts, scratch = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
-g = read_source(f"synthetic:nodes={n},degree={degree},features=1")
-csr = build_csr(g.num_nodes, g.edge_chunks)
+if degree.startswith("u"):  # uniform random ends, as a user's numpy-made graph
+    ei = np.random.default_rng(0).integers(0, n, size=(2, int(float(degree[1:]) * n / 2)))
+    csr = build_csr(n, lambda: [(ei[0], ei[1])])
+    del ei
+else:
+    g = read_source(f"synthetic:nodes={n},degree={degree},features=1")
+    csr = build_csr(g.num_nodes, g.edge_chunks)
 csr_bytes = csr.indptr.nbytes + csr.indices.nbytes
 train = np.zeros(n, dtype=bool)
 weights = balance_weights(csr, train)

@@ -140,13 +140,23 @@ def _memory_budget(text: str) -> int:
     return parse_size(text, "--memory-budget")
 
 
-def _run_shape(args: argparse.Namespace):
-    """(RunShape, notes) of this run, from the input's sizes and headers only."""
+def _run_shape(args: argparse.Namespace, scan: bool = True):
+    """(RunShape, notes) of this run, from the input's sizes and headers, and with ``scan``
+    one pass over its edge list that counts the distinct undirected edges."""
     from partition.estimate import RunShape
-    from partition.estimate_input import input_sizes
+    from partition.estimate_input import count_distinct_edges, edge_stream, input_sizes
     from partition.graph.csr_external import min_budget
 
     sizes = input_sizes(args.input, args.root)
+    distinct, notes = None, list(sizes.notes)
+    stream = edge_stream(args.input, args.root, sizes.num_nodes) if scan else None
+    if stream is not None:
+        count = count_distinct_edges(stream, sizes.num_nodes, sizes.num_edges)
+        distinct = count.distinct
+        notes.append(f"{count.listed:,} listed edges: {count.self_loops:,} self loops, "
+                     f"{'~' if count.sampled else ''}{count.distinct:,} distinct undirected edges "
+                     f"(what the CSR holds; counted in one pass over the edge list"
+                     f"{', on a node sample' if count.sampled else ''})")
     budget = args.memory_budget_bytes
     if args.memory_budget.strip().lower() == "auto":
         budget = max(budget, min_budget(sizes.num_nodes))
@@ -157,8 +167,9 @@ def _run_shape(args: argparse.Namespace):
         metis_max_nodes=None if args.metis_max_nodes is None else int(args.metis_max_nodes),
         metis_max_edges=None if args.metis_max_edges is None else int(args.metis_max_edges),
         features_in_memory=sizes.features_in_memory, source_itemsize=sizes.source_itemsize,
-        imports_torch=sizes.imports_torch)
-    return shape, sizes.notes
+        imports_torch=sizes.imports_torch, distinct_edges=distinct,
+        synthetic=args.input.partition(":")[0] == "synthetic")
+    return shape, notes
 
 
 def _dry_run(args: argparse.Namespace) -> int:
@@ -206,10 +217,16 @@ def check_estimate(args: argparse.Namespace, out: Path) -> None:
     if args.input.partition(":")[0] in ("pt", "planetoid"):
         return  # small by nature, and their sizes need a full load: not worth reading twice
     try:
-        shape, _ = _run_shape(args)
+        shape, _ = _run_shape(args, scan=False)
+        est = estimate_run(shape)
+        if est.peak_rss_bytes > psutil.virtual_memory().available or \
+                est.disk_bytes > shutil.disk_usage(_existing_parent(out)).free:
+            # the raw count over-states a list of duplicates or two-way listings: count
+            # before refusing (a pass over the edges, which the run makes anyway)
+            shape, _ = _run_shape(args)
+            est = estimate_run(shape)
     except InputError:
         return  # the reader reports what is wrong with the input, in its own words
-    est = estimate_run(shape)
     lower = lowering_flags(shape)
     available = psutil.virtual_memory().available
     if est.peak_rss_bytes > available:

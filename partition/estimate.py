@@ -13,9 +13,14 @@ Per-stage peak RSS (N nodes, E raw input edges as the source lists them, F featu
   + PARTITION_FIXED + partitioner (KaMinPar: the larger of CSR and partitioner, as our CSR
   is parked in scratch while KaMinPar holds its copy): METIS :func:`partition.graph.coarsen.metis_bytes` on
   every node, or, when :func:`partition.graph.coarsen.contraction_target` contracts,
-  CONTRACT_BYTES_PER_EDGE·E plus METIS on the target (edges scaled by target/N);
+  the larger of CONTRACT_BYTES_PER_NODE·N + CONTRACT_BYTES_PER_EDGE·E (contracting, beside
+  the CSR) and METIS on the target (edges scaled by target/N, a bound the contraction
+  keeps) less the CSR (parked meanwhile);
   ``--metis-max-edges M``: METIS on N nodes and M edges plus 16·M for the sample;
-  KaMinPar KAMINPAR_BYTES_PER_NODE·N + :func:`kaminpar_bytes_per_edge` (E/N)·E; random 0.
+  KaMinPar KAMINPAR_BYTES_PER_NODE·N + :func:`kaminpar_bytes_per_edge`·E; random 0.
+  E here is the distinct undirected edges when ``--dry-run``'s scan of the edge list
+  counted them (duplicates, edges listed both ways and self loops are not in the CSR), the
+  raw listed count otherwise; the read and csr stages hold the raw edges.
 * ``write`` = BASE + NODE_BYTES_PER_NODE·N + held + resident CSR + WRITE_FIXED
   + WRITE_BYTES_PER_EDGE·E (halo sets and the largest part's arrays); the resident CSR is
   the CSR below ``spill.MAP_MIN_BYTES``, else (memory-mapped, its pages released after
@@ -54,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from partition.graph.coarsen import contraction_target, metis_bytes
+from partition.graph.coarsen import contracted_edges, contraction_target, metis_bytes
 from partition.graph.csr import csr_scratch_bytes, csr_stage_bytes
 from partition.graph.csr_external import index_dtype
 from partition.graph.spill import MAP_MIN_BYTES
@@ -70,19 +75,32 @@ READER_BYTES_PER_EDGE = 90
 """A chunk's bytes per raw edge (a graph smaller than one chunk)."""
 PARTITION_FIXED_BYTES = 64 << 20
 """The partition stage's kernels and balance statistics, whatever the method."""
-CONTRACT_BYTES_PER_EDGE = 0
-"""Label propagation and the cluster graph, per raw input edge, beyond METIS on the target
-(within the measurement's noise at 9·10^6 edges)."""
+CONTRACT_BYTES_PER_NODE = 48
+CONTRACT_BYTES_PER_EDGE = 8
+"""The first contraction level beside the full CSR, per node (order, labels, clusters,
+their sort: int64 each) and per raw input edge (the first cluster graph, which keeps up
+to ~40% of a graph without locality). Measured 2026-12-02 on 10^6 nodes (peak above the
+CSR while contracting): 106 / 169 MiB for uniform random ends at 5 / 10 edges per node
+(the model: 88 / 128), 91 MiB power-law at 5 (88), 66 MiB on our synthetic graph at 8.8
+(118: it keeps fewer edges). METIS then runs on at most the target's share of nodes and
+edges (:func:`partition.graph.coarsen.contracted_edges`) with the full CSR parked, so
+the stage holds the larger of the two, not their sum."""
 KAMINPAR_BYTES_PER_NODE = 64
-KAMINPAR_EDGE_BYTES_AT = ((10.0, 25.0), (20.0, 65.0))
-"""KaMinPar (PyPI 3.7.3, 2 threads) resident bytes per input edge at two mean degrees
-(E/N, input edges per node), linear between and constant outside: its memory per edge
-grows with the degree. ``benchmarks/kaminpar_memory.py`` (2026-12-02, 8 parts): 28.8 and
-27.3 B/edge at E/N 9-10 (10^6 nodes / 9·10^6 edges, 10^7 / 10^8), 65.7-68.4 at E/N 20
-(10^6 to 10^7 nodes, 2·10^7 to 2·10^8 edges); the model is within 0.99-1.16 of each.
-One run outside that trend: 2.5·10^7 nodes / 5·10^8 edges at E/N 20
-(``benchmarks/scale_run.py``) peaked at ~35 B/edge, where this model over-states KaMinPar 1.8x (the estimate then asks for ``--ignore-memory-estimate`` on a 24
-GB machine the run fits in)."""
+KAMINPAR_BYTES_PER_EDGE = 72
+"""KaMinPar (PyPI 3.7.3, 2 threads, 8 parts) resident bytes per undirected edge on a graph
+made outside the project. Its coarse levels, not its input, set its memory, so the cost
+depends on how well the graph clusters: ``benchmarks/kaminpar_memory.py`` (2026-12-02,
+10^6 nodes) measured 84 / 96 / 90 / 80 B/edge for uniform random ends at 2.5 / 5 / 10 / 20
+edges per node and 56 / 68 / 53 for power-law ends at 5 / 10 / 20 (with the 64 B/node
+term the model is 0.88-1.16 of the uniform and 1.15-1.5 of the power-law figures; a
+header cannot tell the two apart)."""
+KAMINPAR_SYNTHETIC_EDGE_BYTES_AT = ((4.9, 71.0), (9.7, 27.0), (20.0, 66.0))
+"""The same on our synthetic graph (``synthetic:`` input), by mean degree E/N, linear
+between and constant outside: 71 B/edge at E/N 4.9, 28.8 and 27.3 at 9-10 (10^6 nodes /
+9·10^6 edges, 10^7 / 10^8), 65.7-68.4 at 20 (10^6 to 10^7 nodes). One run outside that
+trend: 2.5·10^7 nodes / 5·10^8 edges at E/N 20 (``benchmarks/scale_run.py``) peaked at
+~35 B/edge, where the model over-states KaMinPar 1.8x (the estimate then asks for
+``--ignore-memory-estimate`` on a 24 GB machine the run fits in)."""
 KAMINPAR_BYTES_PER_NODE_PART = 20
 """KaMinPar per node and per part above 8 (its refinement keeps per-(node, block) state):
 fitted on one point, a numpy-made npy graph of 10^6 nodes / 10^7 edges in 32 parts
@@ -147,8 +165,12 @@ class RunEstimate:
 @dataclass(frozen=True)
 class RunShape:
     """What the estimate depends on. ``num_edges``: raw input edges (directed as listed,
-    duplicates included), an upper bound of the undirected edges. ``features_in_memory``:
-    the source holds its float32 matrix in RAM (synthetic, pt, planetoid)."""
+    duplicates included), an upper bound of the undirected edges; ``distinct_edges``: the
+    distinct undirected edges without self loops when a scan of the edge list counted them
+    (:func:`partition.estimate_input.count_distinct_edges`), else None (``num_edges`` is
+    used). ``features_in_memory``: the source holds its float32 matrix in RAM (synthetic,
+    pt, planetoid). ``synthetic``: the graph is our generator's, whose locality KaMinPar
+    coarsens better than a graph without it (:data:`KAMINPAR_SYNTHETIC_EDGE_BYTES_AT`)."""
 
     num_nodes: int
     num_edges: int
@@ -166,6 +188,13 @@ class RunShape:
     """Bytes per value of the source's feature matrix (8 for a float64 ``pt:`` x)."""
     imports_torch: bool = False
     """The reader imports torch (``pt:``): TORCH_IMPORT_BYTES more in every stage."""
+    distinct_edges: int | None = None
+    synthetic: bool = False
+
+    @property
+    def undirected_edges(self) -> int:
+        """Edges of the CSR to be built (undirected): the scan's count, else the raw count."""
+        return self.num_edges if self.distinct_edges is None else self.distinct_edges
 
 
 def feature_itemsize(dtype: str) -> int:
@@ -201,28 +230,34 @@ def write_csr_bytes(num_nodes: int, num_edges: int, num_parts: int) -> int:
     return int(graph * min(1.0, WRITE_MAPPED_PARTS / max(num_parts, 1)))
 
 
-def kaminpar_bytes_per_edge(mean_degree: float) -> float:
-    """KaMinPar's resident bytes per input edge at ``mean_degree`` input edges per node
-    (:data:`KAMINPAR_EDGE_BYTES_AT`, interpolated linearly, constant outside)."""
-    (d0, b0), (d1, b1) = KAMINPAR_EDGE_BYTES_AT
-    return float(np.interp(mean_degree, [d0, d1], [b0, b1]))
+def kaminpar_bytes_per_edge(mean_degree: float, synthetic: bool = False) -> float:
+    """KaMinPar's resident bytes per undirected edge: :data:`KAMINPAR_BYTES_PER_EDGE`, or on
+    our synthetic graph at ``mean_degree`` edges per node
+    :data:`KAMINPAR_SYNTHETIC_EDGE_BYTES_AT` (interpolated linearly, constant outside)."""
+    if not synthetic:
+        return float(KAMINPAR_BYTES_PER_EDGE)
+    degrees, costs = zip(*KAMINPAR_SYNTHETIC_EDGE_BYTES_AT, strict=True)
+    return float(np.interp(mean_degree, degrees, costs))
 
 
 def partitioner_bytes(shape: RunShape) -> int:
     """The partitioner's own peak (bytes) on top of the CSR (module docstring)."""
-    n, e = shape.num_nodes, shape.num_edges
+    n, e = shape.num_nodes, shape.undirected_edges
     if shape.method == "random":
         return 0
     if shape.method == "kaminpar":
         per_part = KAMINPAR_BYTES_PER_NODE_PART * n * max(0, shape.num_parts - 8)
-        return int(KAMINPAR_BYTES_PER_NODE * n + kaminpar_bytes_per_edge(e / max(n, 1)) * e + per_part)
+        per_edge = kaminpar_bytes_per_edge(e / max(n, 1), shape.synthetic)
+        return int(KAMINPAR_BYTES_PER_NODE * n + per_edge * e + per_part)
     if shape.metis_max_edges is not None and shape.metis_max_edges < e:
         return metis_bytes(n, shape.metis_max_edges) + 16 * shape.metis_max_edges
     stored = n * shape.num_features * feature_itemsize(shape.feature_dtype)
     target = contraction_target(n, e, stored, shape.metis_max_nodes)
     if target is None:
         return metis_bytes(n, e)
-    return CONTRACT_BYTES_PER_EDGE * e + metis_bytes(target, int(e * target / max(n, 1)))
+    # the CSR is parked while METIS runs on the clusters: the larger phase, beside the CSR
+    contracting = CONTRACT_BYTES_PER_NODE * n + CONTRACT_BYTES_PER_EDGE * e
+    return max(contracting, metis_bytes(target, contracted_edges(n, e, target)) - csr_bytes(n, e))
 
 
 def replication(halo_hops: int, cache_budget: float, num_parts: int) -> float:
@@ -248,30 +283,30 @@ def output_bytes(shape: RunShape) -> int:
     per_node = 8 + 8 + 8 + 4  # global_ids, degree, indptr, halo_part
     # at H=0 inner rows are the CSR, and cached rows add about their share (FORMAT.md)
     return int(rows * shape.num_nodes * feature_row + nodes * shape.num_nodes * per_node
-               + rows * 2 * shape.num_edges * 8)
+               + rows * 2 * shape.undirected_edges * 8)
 
 
 def scratch_bytes(shape: RunShape) -> tuple[int, int]:
     """(csr stage, partition stage) scratch disk beside --out (bytes)."""
-    n, e = shape.num_nodes, shape.num_edges
+    n, e = shape.num_nodes, shape.undirected_edges
     stored = n * shape.num_features * feature_itemsize(shape.feature_dtype)
     feat = stored if stored > IN_MEMORY_FEATURE_BYTES and shape.feature_dtype != "float32" else 0
     # KaMinPar's input file, and our CSR parked beside it while KaMinPar runs
     kaminpar = 24 + 2 * csr_bytes(n, e) if shape.method == "kaminpar" else 0
-    return csr_scratch_bytes(n, e, shape.memory_budget) + feat, kaminpar
+    return csr_scratch_bytes(n, shape.num_edges, shape.memory_budget) + feat, kaminpar
 
 
 def estimate_run(shape: RunShape) -> RunEstimate:
     """Per-stage peak RSS and disk of a run of ``shape`` (module docstring's formulas)."""
-    n, e = shape.num_nodes, shape.num_edges
+    n, e, raw = shape.num_nodes, shape.undirected_edges, shape.num_edges
     base = BASE_RSS_BYTES + NODE_BYTES_PER_NODE * n + (TORCH_IMPORT_BYTES if shape.imports_torch else 0)
     common = base + held_feature_bytes(shape)
-    chunk = min(READER_CHUNK_BYTES, READER_BYTES_PER_EDGE * e)
+    chunk = min(READER_CHUNK_BYTES, READER_BYTES_PER_EDGE * raw)
     graph = csr_bytes(n, e)
     csr_scratch, part_scratch = scratch_bytes(shape)
     return RunEstimate((
         StageEstimate("read", base + source_feature_bytes(shape) + chunk, 0, 0),
-        StageEstimate("csr", common + chunk + csr_stage_bytes(n, e, shape.memory_budget), csr_scratch, 0),
+        StageEstimate("csr", common + chunk + csr_stage_bytes(n, raw, shape.memory_budget), csr_scratch, 0),
         StageEstimate("partition", common + PARTITION_FIXED_BYTES + (
                           # KaMinPar loads its own copy with ours parked in scratch (spill.py)
                           max(graph, partitioner_bytes(shape)) if shape.method == "kaminpar"

@@ -15,8 +15,8 @@ partitioner's first levels do, the graph is contracted first and METIS sees clus
 2. **The cluster graph**: vertex weights summed per quantity, parallel edges merged into
    one with the summed weight, internal edges dropped; built cluster by cluster with a
    dense accumulator (O(clusters) scratch, never an O(E) int64 temporary).
-3. Repeated on the cluster graph while it has more than ``max_nodes`` vertices and
-   still shrinks; METIS (multi-constraint, edge-weighted) partitions the last level and
+3. Repeated on the cluster graph while it has more than ``max_nodes`` vertices or more
+   than the same share of the edges (:func:`contracted_edges`) and still shrinks; METIS (multi-constraint, edge-weighted) partitions the last level and
    the parts are projected back. ``refine.rebalance`` then runs on the full graph.
 
 Everything in numba loops over the CSR; the result is deterministic for a seed.
@@ -64,6 +64,12 @@ def contraction_target(num_nodes: int, num_edges: int, feature_bytes: int,
     if est <= max(feature_bytes, AUTO_MIN_BYTES):
         return None
     return max(num_nodes // 16, 1)
+
+
+def contracted_edges(num_nodes: int, num_edges: int, max_nodes: int) -> int:
+    """Undirected edges the contracted graph may keep: the input's share at ``max_nodes``
+    of ``num_nodes`` vertices (the mean degree kept), at least 1."""
+    return max(int(num_edges * max_nodes / max(num_nodes, 1)), 1)
 
 
 @njit(cache=True, nogil=True)
@@ -213,9 +219,10 @@ def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def contract(csr: CSR, weights: np.ndarray, num_parts: int, max_nodes: int,
-             seed: int, release: Callable[[], None] | None = None
+             seed: int, release: Callable[[], None] | None = None, max_edges: int | None = None
              ) -> tuple[CSR, np.ndarray, np.ndarray, np.ndarray]:
-    """Contract until at most ``max_nodes`` vertices (or no more progress).
+    """Contract until at most ``max_nodes`` vertices and ``max_edges`` undirected edges
+    (None: no edge bound), or no more progress.
 
     ``weights``: int64 [N, C] balance quantities. Returns (cluster CSR, edge weights
     (int16/32/64) [M] aligned with its ``indices``, int64 [Nc, C] summed vertex weights,
@@ -231,7 +238,7 @@ def contract(csr: CSR, weights: np.ndarray, num_parts: int, max_nodes: int,
     mapping = np.arange(csr.num_nodes, dtype=np.int64)
     for _ in range(MAX_LEVELS):
         n = indptr.shape[0] - 1
-        if n <= max_nodes:
+        if n <= max_nodes and (max_edges is None or indices.shape[0] <= 2 * max_edges):
             break
         order = rng.permutation(n).astype(np.int64, copy=False)
         labels = np.arange(n, dtype=np.int64)

@@ -29,7 +29,7 @@ EDGE_CHUNK = 1 << 20
 """Edges per chunk (two 8 MiB int64 arrays): the CSR build holds a few chunks at a time."""
 
 
-def _edge_chunks(member: NpzMember, num_nodes: int) -> EdgeChunks:
+def npz_edge_chunks(member: NpzMember, num_nodes: int) -> EdgeChunks:
     shape = member.shape
     if len(shape) != 2 or shape[0] != 2:
         raise InputError(f"{member.where}: expected an edge_index of shape (2, E), got {shape}")
@@ -97,7 +97,7 @@ def read_ogb_binary(spec: str, root: Path, choice: str | None, opts: FeatureOpti
     feat = NpzMember(data, "node_feat")
     n = _num_nodes(data) if "num_nodes_list" in _members(data) else feat.shape[0]
     features = _features(feat, n)
-    edges = _edge_chunks(NpzMember(data, "edge_index"), n)
+    edges = npz_edge_chunks(NpzMember(data, "edge_index"), n)
     y = _labels(NpzMember(label_file, "node_label"), n)
     train_idx, val_idx, test_idx = read_splits(root, choice, n)
     warnings = [f"{data}:edge_feat ignored: the GCN here is unweighted"] if "edge_feat" in _members(data) else []
