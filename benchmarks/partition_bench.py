@@ -59,7 +59,7 @@ DEGREE = 20.5
 PYMETIS_ALONE = """
 import sys, time, json, numpy as np, pymetis
 d, parts = sys.argv[1], int(sys.argv[2])
-indptr, indices = np.load(d + "/csr_indptr.npy"), np.load(d + "/csr_indices.npy")
+indptr, indices = np.load(d + "/csr/indptr.npy"), np.load(d + "/csr/indices.npy")
 t = time.perf_counter()
 r = pymetis.part_graph(parts, pymetis.CSRAdjacency(indptr, indices), recursive=False,
                        options=pymetis.Options(seed=0))
@@ -78,7 +78,7 @@ def child(method: str, graph_dir: str, num_parts: int) -> dict:
     from partition.readers.source_graph import split_mask
 
     d = Path(graph_dir)
-    csr = CSR(np.load(d / "csr_indptr.npy"), np.load(d / "csr_indices.npy"))
+    csr = CSR(np.load(d / "csr" / "indptr.npy"), np.load(d / "csr" / "indices.npy"))
     train = split_mask(csr.num_nodes, np.load(d / "train_idx.npy"))
     with open("/proc/self/statm") as f:  # the floor: imports and the loaded CSR
         loaded_gib = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
@@ -148,7 +148,7 @@ def build_graph(nodes: int) -> Path:
     rows of one run all read 1.05 GiB).
     """
     d = OUT / f"graph-{nodes}"
-    if not (d / "csr_indices.npy").is_file():
+    if not (d / "csr" / "indices.npy").is_file():  # the CSR in a subfolder: the npy reader warns of unknown files
         subprocess.run([sys.executable, __file__, "--build", str(nodes)], check=True,
                        env=dict(os.environ, PYTHONPATH=str(REPO)))
     return d
@@ -170,8 +170,9 @@ def _build_graph(nodes: int) -> None:
     for name in ("x", "y", "train_idx", "val_idx", "test_idx"):
         np.save(tmp / f"{name}.npy", getattr(g, name))
     csr = build_csr(g.num_nodes, g.edge_chunks)
-    np.save(tmp / "csr_indptr.npy", csr.indptr)
-    np.save(tmp / "csr_indices.npy", csr.indices)
+    (tmp / "csr").mkdir()
+    np.save(tmp / "csr" / "indptr.npy", csr.indptr)
+    np.save(tmp / "csr" / "indices.npy", csr.indices)
     tmp.rename(d)
     print(f"built {d} in {time.perf_counter() - t:.1f} s: {csr.num_nodes:,} nodes, "
           f"{csr.num_edges:,} undirected edges")
@@ -229,7 +230,7 @@ def main() -> None:
     run_measured(cli + ["--input", "synthetic:nodes=2000", "--out", str(OUT / "bench-warmup")])
     sampled_edges = args.sampled_max_edges
     if sampled_edges < 0:
-        sampled_edges = int(np.load(graph / "csr_indices.npy", mmap_mode="r").shape[0]) // 4
+        sampled_edges = int(np.load(graph / "csr" / "indices.npy", mmap_mode="r").shape[0]) // 4
     part_cmd = cli + ["--input", f"npy:{graph}", "--num-parts", str(args.parts), "--method", "metis"]
     wholes, alones, sampled, kmps = [], [], [], []
     kmp_cmd = part_cmd[:-1] + ["kaminpar"]
