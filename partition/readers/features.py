@@ -116,7 +116,7 @@ def array_features(x: np.ndarray, where: str) -> FeatureSource:
     step = block_rows(x.shape[1], x.dtype.itemsize)
 
     def blocks() -> Iterator[tuple[int, np.ndarray]]:
-        from partition.store.format import release_rows
+        from partition.readers.mapped_pages import release_rows
 
         for lo in range(0, x.shape[0], step):
             yield lo, np.asarray(x[lo:lo + step])

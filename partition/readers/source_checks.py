@@ -9,12 +9,12 @@ never loads it whole. Splits: :mod:`partition.readers.splits`; features:
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterator
 
 import numpy as np
 
 from partition.errors import InputError
+from partition.readers.mapped_pages import release_columns
 from partition.readers.source_graph import EdgeChunks
 
 EDGE_CHUNK = 1 << 22
@@ -64,7 +64,7 @@ def array_edge_chunks(edge_index: np.ndarray, num_nodes: int, where: str) -> Edg
     """Stream a (2, E) array (often a memmap) in int64 slices, range-checking each slice.
 
     A memmap's pages of each slice are dropped from the process once it is copied
-    (:func:`release_pages`): read pages of a live mapping count in RSS, and the reader
+    (:func:`partition.readers.mapped_pages.release_columns`): read pages of a live mapping count in RSS, and the reader
     keeps the mapping for the whole run, so a 10^7-edge int64 list stayed 153 MiB of
     every later stage's peak (issue 12 review: npy runs 0.7-0.8x of the estimate).
     """
@@ -74,29 +74,11 @@ def array_edge_chunks(edge_index: np.ndarray, num_nodes: int, where: str) -> Edg
             hi = min(lo + EDGE_CHUNK, edge_index.shape[1])
             src = np.array(edge_index[0, lo:hi], dtype=np.int64)
             dst = np.array(edge_index[1, lo:hi], dtype=np.int64)
-            release_pages(edge_index, lo, hi)
+            release_columns(edge_index, lo, hi)
             check_edge_ids(src, dst, num_nodes, where)
             yield src, dst
 
     return chunks
-
-
-def release_pages(edge_index: np.ndarray, lo: int, hi: int) -> None:
-    """Drop the resident pages of columns ``[lo, hi)`` of a (2, E) ``np.memmap`` (C or
-    Fortran order) from this process (``madvise(MADV_DONTNEED)``: clean file pages, so a
-    later read faults them back in from the page cache). Anything else: nothing."""
-    mm = getattr(edge_index, "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or hi <= lo:
-        return
-    origin = np.frombuffer(mm, dtype=np.uint8).ctypes.data  # the mapping's first byte
-    base = edge_index.ctypes.data - origin
-    step, row = edge_index.strides[1], edge_index.strides[0]
-    for start in {base + lo * step, base + row + lo * step}:
-        end = start + (hi - lo) * step
-        first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE  # only pages wholly inside
-        last = min(end // mmap.PAGESIZE * mmap.PAGESIZE, len(mm))
-        if last > first:
-            mm.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
 def checked_edge_chunks(edge_chunks: EdgeChunks, num_nodes: int, where: str) -> EdgeChunks:

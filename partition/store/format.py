@@ -121,27 +121,6 @@ def release_pages(x: np.ndarray) -> None:
         handle.madvise(mmap.MADV_DONTNEED)
 
 
-def release_rows(x: np.ndarray, lo: int, hi: int) -> None:
-    """Drop the resident pages of rows ``[lo, hi)`` of a read-only, C-ordered ``np.memmap``
-    (no-op otherwise): a streamed pass over a source file bigger than RAM then holds one
-    block of it in RSS, not the whole file (issue 12 review: a read-stage pass over a
-    0.5 GiB ``x.npy`` left all of it resident, 2.3x the estimate)."""
-    import mmap
-
-    handle = getattr(x, "_mmap", None)
-    if (not isinstance(x, np.memmap) or handle is None or x.mode != "r" or not x.flags.c_contiguous
-            or not hasattr(mmap, "MADV_DONTNEED") or hi <= lo):
-        return
-    row = x.strides[0]
-    # numpy maps from the allocation-granularity boundary at or below the array's offset
-    start = x.offset - x.offset % mmap.ALLOCATIONGRANULARITY
-    a = x.offset - start + lo * row
-    b = min(x.offset - start + hi * row, len(handle))
-    a -= a % mmap.PAGESIZE
-    if b > a:
-        handle.madvise(mmap.MADV_DONTNEED, a, b - a)
-
-
 def _write_part(root: Path, pg: PartGraph, part_id: int, graph: SourceGraph, degree: np.ndarray,
                 codes: np.ndarray, node_part: np.ndarray,
                 io: IOThreads) -> tuple[dict[str, FileRecord], dict, int]:
