@@ -355,3 +355,34 @@ def test_dry_run_of_a_graph_listed_both_ways_estimates_the_csr_it_builds(tmp_pat
                         if ln.split()[:1] in (["partition"], ["write"], ["total"])})
     assert reports[0]["partition"] == reports[1]["partition"]
     assert reports[0]["write"] == reports[1]["write"]
+
+
+def test_a_real_run_counts_distinct_edges_before_refusing(tmp_path, capsys, monkeypatch):
+    """A list of 40 copies of each edge: by its listed count the output would not fit the
+    disk, by the CSR it builds it does. The real run counts the edges before it refuses,
+    so it runs (before the count it was refused)."""
+    import shutil
+    from collections import namedtuple
+
+    from partition.estimate import estimate_run
+
+    rng = np.random.default_rng(4)
+    n = 200_000
+    once = rng.integers(0, n, size=(2, 100_000))
+    once = np.unique(np.sort(once[:, once[0] != once[1]], axis=0), axis=1)
+    src = tmp_path / "src"
+    src.mkdir()
+    np.save(src / "edge_index.npy", np.tile(once, 40))
+    np.save(src / "x.npy", np.ones((n, 2), np.float32))
+    np.save(src / "y.npy", rng.integers(0, 3, n))
+    listed = RunShape(num_nodes=n, num_edges=40 * once.shape[1], num_features=2,
+                      features_in_memory=False, num_parts=2)
+    counted = replace(listed, distinct_edges=once.shape[1])
+    between = (estimate_run(counted).disk_bytes + estimate_run(listed).disk_bytes) // 2
+    assert estimate_run(counted).disk_bytes < between < estimate_run(listed).disk_bytes
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 40, 1 << 40, between))
+    out = tmp_path / "out"
+    assert cli.main(["--input", f"npy:{src}", "--num-parts", "2", "--out", str(out), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    assert (out / "manifest.json").is_file()
