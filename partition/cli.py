@@ -148,11 +148,11 @@ def _run_shape(args: argparse.Namespace, scan: bool = True):
     from partition.graph.csr_external import min_budget
 
     sizes = input_sizes(args.input, args.root)
-    distinct, notes = None, list(sizes.notes)
+    distinct, histogram, notes = None, None, list(sizes.notes)
     stream = edge_stream(args.input, args.root, sizes.num_nodes) if scan else None
     if stream is not None:
         count = count_distinct_edges(stream, sizes.num_nodes, sizes.num_edges)
-        distinct = count.distinct
+        distinct, histogram = count.distinct, count.degree_histogram
         notes.append(f"{count.listed:,} listed edges: {count.self_loops:,} self loops, "
                      f"{'~' if count.sampled else ''}{count.distinct:,} distinct undirected edges "
                      f"(what the CSR holds; counted in one pass over the edge list"
@@ -167,7 +167,7 @@ def _run_shape(args: argparse.Namespace, scan: bool = True):
         metis_max_nodes=None if args.metis_max_nodes is None else int(args.metis_max_nodes),
         metis_max_edges=None if args.metis_max_edges is None else int(args.metis_max_edges),
         features_in_memory=sizes.features_in_memory, source_itemsize=sizes.source_itemsize,
-        imports_torch=sizes.imports_torch, distinct_edges=distinct,
+        imports_torch=sizes.imports_torch, distinct_edges=distinct, degree_histogram=histogram,
         synthetic=args.input.partition(":")[0] == "synthetic")
     return shape, notes
 

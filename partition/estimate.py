@@ -37,9 +37,13 @@ when they go to a scratch file + KaMinPar's input file (24 + 8(N+1) + i·nnz) an
 parked CSR (8(N+1) + i·nnz); output
 = rows · N·(F·s + 8) + nodes · N·28 + rows · nnz·8, rows = 1 + halo share (1 + cache
 budget at H=0), nodes = 1 + the 1-hop share at H=0 (the structure-only ring's ids,
-degrees, offsets, owners) (:func:`replication`: a documented *upper/typical* factor, not
-a measure of this graph; `benchmarks/scale_run.py` measured 24.1 GiB for 17.7 estimated
-before structure-only rows were stored empty).
+degrees, offsets, owners) (:func:`replication`: a documented *typical* factor, as on a
+graph with locality, not a measure of this graph; `benchmarks/scale_run.py` measured 24.1
+GiB for 17.7 estimated before structure-only rows were stored empty). With the scan's
+degree histogram the report adds the same with the 1-hop share of a graph without
+locality (:func:`halo_share_without_locality`): numpy-made uniform / power-law graphs of
+10^7 edges at P=8 wrote 2.06 / 1.87 GiB against 1.21 typical and 2.24 / 1.99 without
+locality (issue 12 review: the typical share alone was 0.34x of a power-law graph at P=32).
 
 Constants measured on this 2-core / 24 GB machine on 2026-12-01 with
 ``PYTHONPATH=. .venv/bin/python benchmarks/estimate_check.py /tmp/work --papers /tmp/papers``
@@ -55,7 +59,7 @@ at 10^8 edges.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -117,7 +121,7 @@ IN_MEMORY_FEATURE_BYTES = 1 << 26
 """Stored features up to this size stay in RAM (partition.readers.features.IN_MEMORY_BYTES)."""
 HALO1_SHARE_PER_DOUBLING = 1.0
 """1-hop halo rows per inner row, per doubling of the part count: ``min(P - 1, this x
-log2 P)``, upper/typical. Measured (issue 15's table, 2·10^5 nodes): 0.61 / 1.80 / 2.83 /
+log2 P)``, typical of a graph with locality. Measured (issue 15's table, 2·10^5 nodes): 0.61 / 1.80 / 2.83 /
 3.37 at P = 2 / 8 / 32 / 64 on the default synthetic graph (0.6 per doubling), 0.32-1.42
 products-like; a power-law npy graph at P = 32 ~8 (issue 12 review), a uniform random
 graph reaches P - 1 (every part holds almost every node). At ``--halo-hops >= 2`` the
@@ -190,6 +194,8 @@ class RunShape:
     """The reader imports torch (``pt:``): TORCH_IMPORT_BYTES more in every stage."""
     distinct_edges: int | None = None
     synthetic: bool = False
+    degree_histogram: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False)
+    """(degrees, node counts) over the listed edges, from the same scan; None: unknown."""
 
     @property
     def undirected_edges(self) -> int:
@@ -261,7 +267,7 @@ def partitioner_bytes(shape: RunShape) -> int:
 
 
 def replication(halo_hops: int, cache_budget: float, num_parts: int) -> float:
-    """Stored feature rows per node: 1 + halo share (upper/typical), at most ``num_parts``."""
+    """Stored feature rows per node: 1 + halo share (typical), at most ``num_parts``."""
     if num_parts <= 1:
         return 1.0
     if halo_hops == 0:
@@ -273,12 +279,43 @@ def replication(halo_hops: int, cache_budget: float, num_parts: int) -> float:
     return min(float(num_parts), 1.0 + share)
 
 
-def output_bytes(shape: RunShape) -> int:
+def halo_share_without_locality(shape: RunShape) -> float | None:
+    """1-hop halo rows per node if the parts had no locality (each neighbour in a part
+    drawn at random): ``mean over nodes of (P-1)·(1 - (1 - 1/P)^d)``, ``d`` the node's
+    degree in the CSR (the listed degree scaled by distinct / listed edges). An upper
+    bound in practice: METIS and KaMinPar keep neighbours together where the graph lets
+    them (on our synthetic graph 1.8 at P=8, where this gives ~6). None without the scan's
+    degree histogram."""
+    if shape.degree_histogram is None or shape.num_parts <= 1 or shape.num_nodes == 0:
+        return None if shape.degree_histogram is None else 0.0
+    degrees, counts = shape.degree_histogram
+    listed = max(int((degrees * counts).sum()) // 2, 1)
+    scale = shape.undirected_edges / listed
+    p = shape.num_parts
+    reached = (p - 1) * (1.0 - (1.0 - 1.0 / p) ** (degrees * scale))
+    return float((reached * counts).sum() / shape.num_nodes)
+
+
+def output_bytes_without_locality(shape: RunShape) -> int | None:
+    """:func:`output_bytes` with :func:`halo_share_without_locality` as the 1-hop share
+    (the most a 1-hop halo can hold short of every part holding every node); None when
+    the share is unknown or the halo depth does not use it (``--halo-hops`` >= 2)."""
+    share = halo_share_without_locality(shape)
+    if share is None or shape.halo_hops >= 2:
+        return None
+    return output_bytes(shape, share)
+
+
+def output_bytes(shape: RunShape, halo1_share: float | None = None) -> int:
     """The dataset directory's size (bytes): feature rows and labels (``rows`` per node),
     ids, degrees, offsets and owners of every local node (``nodes`` per node: the
-    structure-only ring counts at H=0 too), part CSRs (int64)."""
+    structure-only ring counts at H=0 too), part CSRs (int64). ``halo1_share``: 1-hop
+    halo rows per node to use instead of the typical :func:`replication`."""
     rows = replication(shape.halo_hops, shape.cache_budget, shape.num_parts)
     nodes = replication(max(shape.halo_hops, 1), 0.0, shape.num_parts)
+    if halo1_share is not None:
+        nodes = min(float(shape.num_parts), 1.0 + halo1_share)
+        rows = nodes if shape.halo_hops == 1 else rows
     feature_row = shape.num_features * feature_itemsize(shape.feature_dtype) + 8  # x and y
     per_node = 8 + 8 + 8 + 4  # global_ids, degree, indptr, halo_part
     # at H=0 inner rows are the CSR, and cached rows add about their share (FORMAT.md)
@@ -379,7 +416,14 @@ def format_estimate(est: RunEstimate, shape: RunShape, notes: list[str]) -> str:
     lines.append(f"{'total':<10} {gib(est.peak_rss_bytes):>13} {gib(est.scratch_bytes):>12} "
                  f"{gib(est.output_bytes):>11}   (peak = largest stage; disk {gib(est.disk_bytes)} GiB)")
     lines += [f"note: {n}" for n in notes]
-    lines.append("output size is an upper/typical estimate (halo replication "
-                 f"{replication(shape.halo_hops, shape.cache_budget, shape.num_parts):.1f}x rows)")
+    lines.append("output size is a typical estimate (halo replication "
+                 f"{replication(shape.halo_hops, shape.cache_budget, shape.num_parts):.1f}x rows, as on a "
+                 "graph with locality)")
+    upper = output_bytes_without_locality(shape)
+    if upper is not None and upper > est.output_bytes:
+        share = halo_share_without_locality(shape)
+        lines.append(f"output without locality: up to {gib(upper)} GiB (the 1-hop ring "
+                     f"{1 + share:.1f}x nodes from the degrees; a graph whose neighbours the "
+                     "partitioner cannot keep together, e.g. random ends, comes close)")
     lines.append("lower it with: " + "; ".join(lowering_options(shape)))
     return "\n".join(lines)

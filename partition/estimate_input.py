@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from partition.errors import InputError
 from partition.readers.features import check_features_header
 from partition.readers.source_checks import check_edge_index_header, check_labels_header
 
+DEGREE_COUNT_MAX_BYTES = 1 << 30
+"""Most bytes of the int32 per-node degree count the scan keeps (2.7·10^8 nodes)."""
 SAMPLE_PAIRS = 1 << 22
 """Listed edges the distinct count keeps at most (32 MiB of int64 keys), in expectation."""
 CSV_SAMPLE_BYTES = 1 << 16
@@ -171,6 +174,10 @@ class EdgeCount:
     self_loops: int
     distinct: int
     sampled: bool
+    degree_histogram: tuple[np.ndarray, np.ndarray] | None = None
+    """(int64 degrees, int64 node counts) of every degree held by some node, the degree
+    counted over the listed non-loop edges, duplicates included; None when the count
+    array would exceed DEGREE_COUNT_MAX_BYTES."""
 
 
 def _node_keep_shift(listed: int, target: int) -> int:
@@ -192,11 +199,14 @@ def count_distinct_edges(edge_chunks, num_nodes: int, listed: int,
     """
     shift = _node_keep_shift(listed, target)
     keys, loops, total = [], 0, 0
+    degree = np.zeros(num_nodes, dtype=np.int32) if 4 * num_nodes <= DEGREE_COUNT_MAX_BYTES else None
     for src, dst in edge_chunks():
         total += src.shape[0]
         loop = src == dst
         loops += int(loop.sum())
         lo, hi = np.minimum(src, dst)[~loop], np.maximum(src, dst)[~loop]
+        if degree is not None:
+            _count_ends(lo, hi, degree)
         if shift:
             keep = (_node_hash(lo) >> np.uint64(64 - 2 * shift)) == 0
             keep &= (_node_hash(hi) >> np.uint64(64 - 2 * shift)) == 0
@@ -208,7 +218,20 @@ def count_distinct_edges(edge_chunks, num_nodes: int, listed: int,
     distinct = int(np.unique(kept).shape[0])
     if shift and kept.shape[0]:
         distinct = round(distinct / kept.shape[0] * (total - loops))
-    return EdgeCount(listed=total, self_loops=loops, distinct=distinct, sampled=bool(shift))
+    histogram = None
+    if degree is not None:
+        counts = np.bincount(degree)
+        present = np.flatnonzero(counts)
+        histogram = (present.astype(np.int64), counts[present].astype(np.int64))
+    return EdgeCount(listed=total, self_loops=loops, distinct=distinct, sampled=bool(shift),
+                     degree_histogram=histogram)
+
+
+@njit(cache=True, nogil=True)
+def _count_ends(lo, hi, degree):
+    for i in range(lo.shape[0]):
+        degree[lo[i]] += 1
+        degree[hi[i]] += 1
 
 
 def _node_hash(ids: np.ndarray) -> np.ndarray:

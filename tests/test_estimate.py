@@ -386,3 +386,41 @@ def test_a_real_run_counts_distinct_edges_before_refusing(tmp_path, capsys, monk
     assert cli.main(["--input", f"npy:{src}", "--num-parts", "2", "--out", str(out), "--quiet"]) == 0, \
         capsys.readouterr().err
     assert (out / "manifest.json").is_file()
+
+
+def test_halo_share_without_locality_follows_the_degrees():
+    """Every node of degree d, neighbours' parts drawn at random: (P-1)(1-(1-1/P)^d)."""
+    from partition.estimate import halo_share_without_locality
+
+    shape = RunShape(num_nodes=1000, num_edges=5000, num_features=1, num_parts=8,
+                     degree_histogram=(np.array([10]), np.array([1000])))
+    assert halo_share_without_locality(shape) == pytest.approx(7 * (1 - (7 / 8) ** 10))
+    # listed both ways: the CSR degree is half the listed one
+    both = replace(shape, num_edges=10_000, distinct_edges=5000,
+                   degree_histogram=(np.array([20]), np.array([1000])))
+    assert halo_share_without_locality(both) == pytest.approx(halo_share_without_locality(shape))
+    assert halo_share_without_locality(replace(shape, degree_histogram=None)) is None
+
+
+def test_dry_run_bounds_the_output_of_a_graph_without_locality(tmp_path, capsys):
+    """Uniform random ends: the typical (log2 P) halo under-states the output (issue 12
+    review: 0.34 at P=32); the dry run also prints the no-locality figure from the degrees,
+    and the real run's dataset lies between the two."""
+    import re
+
+    rng = np.random.default_rng(6)
+    n = 40_000  # ~0.1 GiB written: the report's two decimals are a few percent of it
+    src = tmp_path / "src"
+    src.mkdir()
+    np.save(src / "edge_index.npy", rng.integers(0, n, size=(2, 200_000)))
+    np.save(src / "x.npy", np.ones((n, 64), np.float32))
+    np.save(src / "y.npy", rng.integers(0, 3, n))
+    args = ["--input", f"npy:{src}", "--num-parts", "32"]
+    assert cli.main([*args, "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    typical = float(next(ln.split()[3] for ln in text.splitlines() if ln.startswith("total")))
+    upper = float(re.search(r"output without locality: up to ([0-9.]+) GiB", text).group(1))
+    out = tmp_path / "out"
+    assert cli.main([*args, "--out", str(out), "--quiet"]) == 0
+    written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**30
+    assert typical < written <= upper * 1.05, (typical, written, upper)
