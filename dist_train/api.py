@@ -50,6 +50,7 @@ from dist_train.runtime.process_group import DistributedError
 from dist_train.runtime.signals import StopFlag, stop_handlers
 from partition.errors import InputError
 from partition.store.identity import dataset_id, manifest_graph_id
+from partition.wording import counted
 
 __all__ = ["DistributedError", "DivergenceError", "InputError", "Preempted", "resolve_config", "train"]
 
@@ -179,7 +180,7 @@ def _run(cfg: Config, world: World, device: torch.device, run_dir: Path, resume:
         write_on_rank0(_write_config, world.rank, cfg, run_dir)  # a full disk: same line on every rank
         if world.rank == 0:
             counts = [int(p["num_train"]) for p in manifest["parts"]]
-            log.info("world %d ranks (%s), device %s; parts per rank: %s", world.world_size,
+            log.info("world %s (%s), device %s; parts per rank: %s", counted(world.world_size, "rank"),
                      world.launcher, device, assign_parts(counts, world.world_size))
             warn_if_halo_short(manifest, cfg)
         pg.barrier()

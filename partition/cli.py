@@ -262,6 +262,7 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
     from partition.readers.source_graph import split_mask
     from partition.readers.sources import read_source
     from partition.store.format import write_dataset
+    from partition.wording import counted
 
     map_big_allocations()  # freed big arrays leave RSS at once, not at the stage's end
     bars = not args.quiet and sys.stderr.isatty()
@@ -288,8 +289,8 @@ def _run(args: argparse.Namespace, out: Path, features: FeatureOptions) -> int:
             print_error_line(f"{PROG}: warning: --method kaminpar runs on {default_threads()} cores, "
                              "so its partition can differ between runs of the same --seed; "
                              "taskset -c 0 giantgcn-partition ... reproduces it")
-    with stage("partition", timings, bars, desc=f"partition ({args.method}, {args.num_parts} parts)",
-               rss=rss):
+    with stage("partition", timings, bars, rss=rss,
+               desc=f"partition ({args.method}, {counted(args.num_parts, 'part')})"):
         max_edges = None if args.metis_max_edges is None else int(args.metis_max_edges)
         max_nodes = None if args.metis_max_nodes is None else int(args.metis_max_nodes)
         parts = partition_nodes(args.method, csr, args.num_parts, train_mask, args.seed, max_edges,

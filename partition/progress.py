@@ -186,7 +186,8 @@ def _balance_warnings(manifest: dict) -> list[str]:
     if not empty:
         return lines
     shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
-    return lines + [f"warning: {len(empty)} of {len(parts)} parts have no inner node (part "
+    have = "has" if len(empty) == 1 else "have"
+    return lines + [f"warning: {len(empty)} of {counted(len(parts), 'part')} {have} no inner node (part "
                     f"{shown}); a rank given only empty parts trains on nothing: use fewer parts"]
 
 

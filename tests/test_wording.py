@@ -54,3 +54,19 @@ def test_an_agreed_error_is_printed_by_rank_0_only(monkeypatch, capsys):
         assert code == 2 and err == ("giantgcn-predict: error: rank 0: --data d: bad (and 1 more rank "
                                      "failed)\n" if reporter else "")
     assert reported_here(InputError("a rank's own error")) and not reported_here(AgreedError("x", False))
+
+
+def test_one_unlabelled_split_node_and_one_empty_part_are_singular():
+    import numpy as np
+
+    from partition.progress import _balance_warnings
+    from partition.readers.splits import check_split_labels
+
+    y = np.array([0, 1, -1, 2, 1], dtype=np.int64)
+    with pytest.raises(InputError, match="1 node of the train split has no label"):
+        check_split_labels(y, [np.array([0, 2])], ["train"], "src")
+    parts = [{"part_id": p, "num_inner": 0 if p == 1 else 10, "num_train": 1, "degree_sum": 5}
+             for p in range(4)]
+    lines = _balance_warnings({"parts": parts, "num_parts": 4, "node_imbalance": 1.0,
+                               "edge_imbalance": 1.0, "train_imbalance": 1.0})
+    assert any("1 of 4 parts has no inner node" in ln for ln in lines), lines

@@ -35,6 +35,7 @@ from dist_train.sampling.batches import (
 )
 from dist_train.sampling.elastic import EpochShape, Segment, plan_rest
 from partition import load_manifest
+from partition.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,9 @@ class EpochPlanner:
                          self.graph.train_idx, self.graph.num_local)
         seen[rest.done_local] = True
         if self.rank == 0 and step == segments[-1].start_step:
-            log.warning("epoch %d re-planned for %d rank(s): %d train nodes were trained before step %d, "
-                        "%d are trained in steps %d-%d, each once", epoch, self.world_size, rest.already,
+            log.warning("epoch %d re-planned for %s: %d train nodes were trained before step %d, "
+                        "%d are trained in steps %d-%d, each once", epoch, counted(self.world_size, "rank"),
+                        rest.already,
                         step, rest.todo, step, rest.num_steps - 1)
         return EpochRun(rest.batches, rest.num_steps, seen)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from partition.errors import InputError
+from partition.wording import counted
 
 MASK, IDS = "mask", "ids"
 RANDOM_SPLIT_SEED = 0
@@ -149,7 +150,8 @@ def check_split_labels(y: np.ndarray, splits: Sequence[np.ndarray], names: Seque
     for name, ids in zip(names, splits, strict=True):
         unlabelled = ids[y[ids] < 0]
         if unlabelled.size:
-            raise InputError(f"{where}: {unlabelled.size} node(s) of the {name} split have no label "
+            raise InputError(f"{where}: {counted(int(unlabelled.size), 'node')} of the {name} split "
+                             f"{'has' if unlabelled.size == 1 else 'have'} no label "
                              f"(NaN or negative), e.g. node {unlabelled[0]}")
     top = int(y.max()) if y.size else -1
     if top >= y.shape[0]:  # more classes than nodes: an id or a sentinel, not a class
@@ -176,6 +178,6 @@ def _check_no_sentinel_class(y: np.ndarray, top: int, where: str) -> None:
     gap = top - below - 1
     if gap >= max(16, (top + 1) // 2):
         count = int(np.count_nonzero(y == top))
-        raise InputError(f"{where}: label {top} ({count} node(s), e.g. node {int(np.argmax(y == top))}) "
+        raise InputError(f"{where}: label {top} ({counted(count, 'node')}, e.g. node {int(np.argmax(y == top))}) "
                          f"is not a class id: no node has a label in {below + 1}..{top - 1}; a "
                          "sentinel for 'no label'? Mark unlabelled nodes with NaN or -1")
