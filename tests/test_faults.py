@@ -227,7 +227,7 @@ def test_a_corrupt_shard_stops_every_rank_before_training(data, tmp_path, damage
     res = run(torchrun_cmd(ds, tmp_path / "run", "train.epochs=1"), timeout=90)
     assert res.returncode != 0
     lines = error_lines(res.stderr, ERR)
-    assert len(lines) == 2, res.stderr[-3000:]  # both ranks stop, with the same line
-    for line in lines:
-        assert f"rank {holder}: {bad}:" in line, line
+    # both ranks stop (torchrun's exit); the error they agreed on is printed once, by rank 0
+    assert len(lines) == 1, res.stderr[-3000:]
+    assert f"rank {holder}: {bad}:" in lines[0], lines[0]
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # no step was trained
