@@ -59,7 +59,7 @@ at 10^8 edges.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -105,10 +105,13 @@ between and constant outside: 71 B/edge at E/N 4.9, 28.8 and 27.3 at 9-10 (10^6 
 trend: 2.5·10^7 nodes / 5·10^8 edges at E/N 20 (``benchmarks/scale_run.py``) peaked at
 ~35 B/edge, where the model over-states KaMinPar 1.8x (the estimate then asks for
 ``--ignore-memory-estimate`` on a 24 GB machine the run fits in)."""
-KAMINPAR_BYTES_PER_NODE_PART = 20
-"""KaMinPar per node and per part above 8 (its refinement keeps per-(node, block) state):
-fitted on one point, a numpy-made npy graph of 10^6 nodes / 10^7 edges in 32 parts
-(``benchmarks/estimate_check.py --npy``: 1,088 MiB measured, 635 estimated without it)."""
+KAMINPAR_BYTES_PER_EDGE_PART = 0.45
+"""KaMinPar per undirected edge and per part above 8 (its refinement keeps per-(node, block)
+state for nodes with edges). Issue 12 review (2026-12-02, numpy-made graphs): 10^6 nodes /
+10^7 uniform edges peaked 0.99 / 1.07 / 1.09 GiB at 4 / 16 / 32 parts (~4.4 MB per part);
+2.5·10^7 nodes, 10^7 edges among 4% of them, 3.30 / 3.48 GiB at 8 / 64 parts (~3.4 MB per
+part): per edge, not per node (the former 20 B/node/part, fitted when the per-edge cost
+was under-stated 3x, asked for 29.5 GiB for that 3.5 GiB run and refused it)."""
 WRITE_FIXED_BYTES = 94 << 20
 WRITE_BYTES_PER_EDGE = 9
 """The write stage's halo sets and per-part arrays: fixed, and per raw input edge."""
@@ -252,7 +255,7 @@ def partitioner_bytes(shape: RunShape) -> int:
     if shape.method == "random":
         return 0
     if shape.method == "kaminpar":
-        per_part = KAMINPAR_BYTES_PER_NODE_PART * n * max(0, shape.num_parts - 8)
+        per_part = KAMINPAR_BYTES_PER_EDGE_PART * e * max(0, shape.num_parts - 8)
         per_edge = kaminpar_bytes_per_edge(e / max(n, 1), shape.synthetic)
         return int(KAMINPAR_BYTES_PER_NODE * n + per_edge * e + per_part)
     if shape.metis_max_edges is not None and shape.metis_max_edges < e:
@@ -279,21 +282,52 @@ def replication(halo_hops: int, cache_budget: float, num_parts: int) -> float:
     return min(float(num_parts), 1.0 + share)
 
 
-def halo_share_without_locality(shape: RunShape) -> float | None:
-    """1-hop halo rows per node if the parts had no locality (each neighbour in a part
-    drawn at random): ``mean over nodes of (P-1)·(1 - (1 - 1/P)^d)``, ``d`` the node's
-    degree in the CSR (the listed degree scaled by distinct / listed edges). An upper
-    bound in practice: METIS and KaMinPar keep neighbours together where the graph lets
-    them (on our synthetic graph 1.8 at P=8, where this gives ~6). None without the scan's
-    degree histogram."""
-    if shape.degree_histogram is None or shape.num_parts <= 1 or shape.num_nodes == 0:
-        return None if shape.degree_histogram is None else 0.0
+def _reached_parts(shape: RunShape) -> tuple[np.ndarray, np.ndarray] | None:
+    """(other parts a node of each histogram degree reaches with random neighbour parts,
+    ``(P-1)·(1 - (1 - 1/P)^d)``; node counts), ``d`` the CSR degree (the listed degree
+    scaled by distinct / listed edges); None without the scan's degree histogram."""
+    if shape.degree_histogram is None:
+        return None
     degrees, counts = shape.degree_histogram
     listed = max(int((degrees * counts).sum()) // 2, 1)
+    p = max(shape.num_parts, 1)
     scale = shape.undirected_edges / listed
-    p = shape.num_parts
-    reached = (p - 1) * (1.0 - (1.0 - 1.0 / p) ** (degrees * scale))
-    return float((reached * counts).sum() / shape.num_nodes)
+    return (p - 1) * (1.0 - (1.0 - 1.0 / p) ** (degrees * scale)), counts
+
+
+def halo_share_without_locality(shape: RunShape) -> float | None:
+    """1-hop halo rows per node if the parts had no locality (each neighbour in a part
+    drawn at random): the mean over nodes of :func:`_reached_parts`. An upper bound in
+    practice: METIS and KaMinPar keep neighbours together where the graph lets them (on
+    our synthetic graph 1.8 at P=8, where this gives ~6). None without the scan's degree
+    histogram."""
+    reached = _reached_parts(shape)
+    if reached is None or shape.num_nodes == 0:
+        return None if reached is None else 0.0
+    parts, counts = reached
+    return float((parts * counts).sum() / shape.num_nodes)
+
+
+def typical_halo1_share(shape: RunShape) -> float:
+    """1-hop halo rows per node, typical of a graph with locality: HALO1_SHARE_PER_DOUBLING
+    x log2 P, and with the scan's degree histogram at most each node's
+    :func:`_reached_parts` (an isolated node is in no halo: issue 12 review, a graph of
+    mostly isolated nodes wrote half the estimated output)."""
+    if shape.num_parts <= 1:
+        return 0.0
+    typical = min(shape.num_parts - 1.0, HALO1_SHARE_PER_DOUBLING * float(np.log2(shape.num_parts)))
+    reached = _reached_parts(shape)
+    if reached is None or shape.num_nodes == 0:
+        return typical
+    parts, counts = reached
+    return float((np.minimum(parts, typical) * counts).sum() / shape.num_nodes)
+
+
+def stored_rows(shape: RunShape) -> float:
+    """Feature rows stored per node in the typical estimate (what the report prints)."""
+    if shape.halo_hops == 1:
+        return min(float(max(shape.num_parts, 1)), 1.0 + typical_halo1_share(shape))
+    return replication(shape.halo_hops, shape.cache_budget, shape.num_parts)
 
 
 def output_bytes_without_locality(shape: RunShape) -> int | None:
@@ -310,11 +344,12 @@ def output_bytes(shape: RunShape, halo1_share: float | None = None) -> int:
     """The dataset directory's size (bytes): feature rows and labels (``rows`` per node),
     ids, degrees, offsets and owners of every local node (``nodes`` per node: the
     structure-only ring counts at H=0 too), part CSRs (int64). ``halo1_share``: 1-hop
-    halo rows per node to use instead of the typical :func:`replication`."""
+    halo rows per node to use instead of :func:`typical_halo1_share`."""
     rows = replication(shape.halo_hops, shape.cache_budget, shape.num_parts)
     nodes = replication(max(shape.halo_hops, 1), 0.0, shape.num_parts)
-    if halo1_share is not None:
-        nodes = min(float(shape.num_parts), 1.0 + halo1_share)
+    share = typical_halo1_share(shape) if halo1_share is None else halo1_share
+    if shape.halo_hops <= 1:
+        nodes = min(float(max(shape.num_parts, 1)), 1.0 + share)
         rows = nodes if shape.halo_hops == 1 else rows
     feature_row = shape.num_features * feature_itemsize(shape.feature_dtype) + 8  # x and y
     per_node = 8 + 8 + 8 + 4  # global_ids, degree, indptr, halo_part
@@ -355,33 +390,49 @@ def estimate_run(shape: RunShape) -> RunEstimate:
     ))
 
 
-def lowering_options(shape: RunShape) -> list[str]:
-    """The options that would lower this run's peak or disk, one short phrase each."""
+def _lowers_peak(shape: RunShape, **change) -> bool:
+    """Whether the run with ``change`` applied has a lower estimated peak RSS than ``shape``."""
+    return estimate_run(replace(shape, **change)).peak_rss_bytes < estimate_run(shape).peak_rss_bytes
+
+
+def _peak_stage(shape: RunShape) -> str:
+    est = estimate_run(shape)
+    return max(est.stages, key=lambda st: st.peak_rss_bytes).name
+
+
+def _lowering(shape: RunShape) -> list[tuple[str, str]]:
+    """(flag, phrase) of each option that lowers this run's peak or disk: the partitioner
+    and ``--memory-budget`` only where the estimate says they do (issue 12 review: KaMinPar
+    was offered where contracted METIS needs half its memory, a budget where the CSR stage
+    is not the peak)."""
     opts = []
     if shape.feature_dtype == "float32":
-        opts.append("--feature-dtype float16 (half the feature bytes in RAM and on disk)")
-    opts.append("--memory-budget SIZE (CSR stage out of core, scratch disk instead of RAM)")
-    if shape.method == "metis":
-        opts.append("--method kaminpar, or METIS on a contraction/sample: --metis-max-nodes N, "
-                    "--metis-max-edges E")
+        opts.append(("--feature-dtype float16", "--feature-dtype float16 (half the feature bytes in RAM and on disk)"))
+    if _peak_stage(shape) == "csr":
+        opts.append(("--memory-budget", "--memory-budget SIZE (CSR stage out of core, scratch disk instead of RAM)"))
+    if shape.method == "metis" and _peak_stage(shape) == "partition":
+        if _lowers_peak(shape, method="kaminpar"):
+            opts.append(("--method kaminpar", "--method kaminpar"))
+        opts.append(("--metis-max-nodes, --metis-max-edges",
+                     "METIS on a contraction/sample: --metis-max-nodes N, --metis-max-edges E"))
+    if shape.method == "kaminpar" and _lowers_peak(shape, method="metis"):
+        opts.append(("--method metis", "--method metis (contracted when large: less memory here)"))
     if shape.halo_hops > 1:
-        opts.append(f"fewer --halo-hops (now {shape.halo_hops}; less output disk)")
+        opts.append(("fewer --halo-hops", f"fewer --halo-hops (now {shape.halo_hops}; less output disk)"))
     if shape.halo_hops > 0:
-        opts.append("--halo-hops 0 --cache-budget F (store only the most-reached boundary rows)")
+        opts.append(("--halo-hops 0 --cache-budget",
+                     "--halo-hops 0 --cache-budget F (store only the most-reached boundary rows)"))
     return opts
+
+
+def lowering_options(shape: RunShape) -> list[str]:
+    """The options that would lower this run's peak or disk, one short phrase each."""
+    return [phrase for _, phrase in _lowering(shape)]
 
 
 def lowering_flags(shape: RunShape) -> str:
     """The flags of :func:`lowering_options`, comma-separated, for the one-line refusal."""
-    flags = ["--feature-dtype float16"] if shape.feature_dtype == "float32" else []
-    flags.append("--memory-budget")
-    if shape.method == "metis":
-        flags += ["--method kaminpar", "--metis-max-nodes", "--metis-max-edges"]
-    if shape.halo_hops > 1:
-        flags.append("fewer --halo-hops")
-    if shape.halo_hops > 0:
-        flags.append("--halo-hops 0 --cache-budget")
-    return ", ".join(flags)
+    return ", ".join(flag for flag, _ in _lowering(shape)) or "a machine with more memory"
 
 
 def disk_lowering_flags(shape: RunShape) -> str:
@@ -417,10 +468,10 @@ def format_estimate(est: RunEstimate, shape: RunShape, notes: list[str]) -> str:
                  f"{gib(est.output_bytes):>11}   (peak = largest stage; disk {gib(est.disk_bytes)} GiB)")
     lines += [f"note: {n}" for n in notes]
     lines.append("output size is a typical estimate (halo replication "
-                 f"{replication(shape.halo_hops, shape.cache_budget, shape.num_parts):.1f}x rows, as on a "
+                 f"{stored_rows(shape):.1f}x rows, as on a "
                  "graph with locality)")
     upper = output_bytes_without_locality(shape)
-    if upper is not None and upper > est.output_bytes:
+    if upper is not None and upper > 1.05 * est.output_bytes:
         share = halo_share_without_locality(shape)
         lines.append(f"output without locality: up to {gib(upper)} GiB (the 1-hop ring "
                      f"{1 + share:.1f}x nodes from the degrees; a graph whose neighbours the "

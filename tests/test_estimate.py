@@ -83,7 +83,7 @@ def test_dry_run_names_every_stage_writes_nothing_reads_no_features(tmp_path, ca
     text = capsys.readouterr().out
     rows = {line.split()[0] for line in text.splitlines() if line.split()}
     assert set(STAGES) | {"total"} <= rows
-    assert "--feature-dtype float16" in text and "--memory-budget" in text
+    assert "--feature-dtype float16" in text and "--memory-budget" not in text  # not the csr stage's peak
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
@@ -424,3 +424,22 @@ def test_dry_run_bounds_the_output_of_a_graph_without_locality(tmp_path, capsys)
     assert cli.main([*args, "--out", str(out), "--quiet"]) == 0
     written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**30
     assert typical < written <= upper * 1.05, (typical, written, upper)
+
+
+def test_only_options_that_lower_this_run_are_offered():
+    """Issue 12 review: --method kaminpar was offered where contracted METIS needs half its
+    memory, and --memory-budget where the CSR stage is not the peak."""
+    from partition.estimate import lowering_flags, lowering_options
+
+    uniform = RunShape(num_nodes=1_000_000, num_edges=10_000_000, num_features=64, num_parts=8,
+                       features_in_memory=False, distinct_edges=10_000_000)
+    flags = lowering_flags(uniform)
+    assert estimate_run(replace(uniform, method="kaminpar")).peak_rss_bytes > estimate_run(uniform).peak_rss_bytes
+    assert "--method kaminpar" not in flags
+    assert "--method metis" in lowering_flags(replace(uniform, method="kaminpar"))
+    csr_bound = RunShape(num_nodes=1_000_000, num_edges=200_000_000, num_features=1, num_parts=8,
+                         method="random", features_in_memory=False)
+    assert max(estimate_run(csr_bound).stages, key=lambda st: st.peak_rss_bytes).name == "csr"
+    assert "--memory-budget" in lowering_flags(csr_bound)
+    assert "--memory-budget" not in lowering_flags(uniform)
+    assert len(lowering_options(uniform)) == len(lowering_flags(uniform).split(", ")) - 1  # the metis pair
