@@ -208,8 +208,9 @@ def count_distinct_edges(edge_chunks, num_nodes: int, listed: int,
         if degree is not None:
             _count_ends(lo, hi, degree)
         if shift:
-            keep = (_node_hash(lo) >> np.uint64(64 - 2 * shift)) == 0
-            keep &= (_node_hash(hi) >> np.uint64(64 - 2 * shift)) == 0
+            # each end kept with 2^-shift: both ends, 4^-shift of the edges
+            keep = (_node_hash(lo) >> np.uint64(64 - shift)) == 0
+            keep &= (_node_hash(hi) >> np.uint64(64 - shift)) == 0
             lo, hi = lo[keep], hi[keep]
         keys.append(lo.astype(np.uint64) * np.uint64(num_nodes) + hi.astype(np.uint64)
                     if num_nodes < 2**32 else (lo.astype(np.uint64) << np.uint64(32)) ^ hi.astype(np.uint64))
